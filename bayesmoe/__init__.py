@@ -1,0 +1,20 @@
+"""bayesmoe: Bayesian scaling-law inference for Mixture-of-Experts language models.
+
+Public API::
+
+    runs = bayesmoe.load_runs("runs.csv")            # validated runs table (SPEC §1)
+    fit = bayesmoe.fit(runs, law="joint", group="group")
+    fit.summary(); fit.predict(new_runs); fit.save("fit.nc")
+    fit = bayesmoe.load_fit("fit.nc")
+"""
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from .errors import BayesMoeError  # noqa: E402
+from .fit import Fit, FitWarning, fit, load_fit  # noqa: E402
+from .laws import all_laws, get_law, law_names  # noqa: E402
+from .runs import load_runs  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["BayesMoeError", "Fit", "FitWarning", "fit", "load_fit", "load_runs", "get_law", "all_laws", "law_names"]

@@ -1,0 +1,70 @@
+"""Fine-grained MoE law, Krajewski et al. 2024, "Scaling Laws for Fine-Grained Mixture of Experts"
+(arXiv 2402.07871), Eq. 9 (dense: Eq. 1, the same law without the g term).
+
+    L(N, D, G) = c + (g / G^gamma + a) / N^alpha + b / D^beta
+    log L      = LSE(log c,  LSE(log g - gamma log G, log a) - alpha log N,  log b - beta log D)
+
+N = ``n_total``: total non-embedding parameters, all experts included, router excluded (the paper's
+"64 x 1B" labels are E x N_act, not N). G = ``granularity`` (dense FFN hidden / expert hidden).
+Dense rows (``n_experts`` == 1 or absent) drop the g term, as in the paper's dense law. Positive
+exponents in the denominator. The published set is for expansion rate E = 64 (Table 1).
+
+Default priors (latent scale):
+    log c ~ Normal(0, 1)                    irreducible loss, nats
+    log a ~ Normal(3, 3), log b ~ Normal(3.5, 3), log g ~ Normal(0, 2)
+    alpha, beta ~ Normal(0.2, 0.2) truncated to [0, 2];  gamma ~ Normal(0.5, 0.5) truncated to [0, 3]
+"""
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import BayesMoeError
+from .base import Law, Param, column, logsumexp
+
+
+def _covariates(frame):
+    n_total = column(frame, "n_total", "granularity")
+    moe = np.zeros(len(frame), dtype=bool)
+    if "n_experts" in frame.columns:
+        moe = frame["n_experts"].fillna(1).to_numpy(float) > 1
+    g = frame["granularity"].to_numpy(float) if "granularity" in frame.columns else np.full(len(frame), np.nan)
+    missing = moe & np.isnan(g)
+    if missing.any():
+        rows = ", ".join(map(str, np.flatnonzero(missing)[:5]))
+        raise BayesMoeError(f"runs table: column 'granularity' (needed by law 'granularity') is empty for MoE rows {rows}")
+    return {
+        "log_N": np.log(n_total),
+        "log_D": np.log(column(frame, "tokens", "granularity")),
+        "log_G": np.log(np.where(moe, g, 1.0)),
+        "moe": moe.astype(float),
+    }
+
+
+def _log_loss(t, x):
+    log_g_term = jnp.where(x["moe"] > 0, jnp.log(t["g"]) - t["gamma"] * x["log_G"], -jnp.inf)
+    return logsumexp(
+        jnp.log(t["c"]),
+        logsumexp(log_g_term, jnp.log(t["a"])) - t["alpha"] * x["log_N"],
+        jnp.log(t["b"]) - t["beta"] * x["log_D"],
+    )
+
+
+LAW = Law(
+    name="granularity",
+    title="Fine-grained MoE (granularity)",
+    citation="Krajewski et al. 2024, Scaling Laws for Fine-Grained Mixture of Experts, arXiv 2402.07871",
+    formula="L = c + (g / G^gamma + a) / N^alpha + b / D^beta",
+    n_counts="N = n_total (all experts, non-embedding, router excluded), D = tokens, G = granularity",
+    params=(
+        Param("a", "log", 3.0, 3.0, role="level", doc="parameter-term coefficient"),
+        Param("alpha", "linear", 0.2, 0.2, low=0.0, high=2.0, doc="parameter exponent"),
+        Param("b", "log", 3.5, 3.0, role="level", doc="data-term coefficient"),
+        Param("beta", "linear", 0.2, 0.2, low=0.0, high=2.0, doc="data exponent"),
+        Param("g", "log", 0.0, 2.0, role="level", doc="granularity-term coefficient"),
+        Param("gamma", "linear", 0.5, 0.5, low=0.0, high=3.0, doc="granularity exponent"),
+        Param("c", "log", 0.0, 1.0, role="level", doc="irreducible loss (nats)"),
+    ),
+    required_columns=("n_total", "tokens"),
+    covariates=_covariates,
+    log_loss=_log_loss,
+    notes="Dense rows (n_experts 1 or absent) use the dense law (no g term). Published set is for expansion rate 64.",
+)

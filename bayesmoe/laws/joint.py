@@ -1,0 +1,68 @@
+"""Joint MoE law, Ludziejewski et al. 2025, "Joint MoE Scaling Laws: Mixture of Experts Can Be
+Memory Efficient" (arXiv 2502.05172), Eq. 1/6, with the transformed expert count of Eq. 4.
+
+    L = a Ê^delta N^(alpha + gamma ln Ê) + b Ê^omega D^(beta + zeta ln Ê) + c
+    log L = LSE(log a + delta ln Ê + (alpha + gamma ln Ê) ln N,
+                log b + omega ln Ê + (beta + zeta ln Ê) ln D,  log c)
+    1/Ê = 1/(E - 1 + (1/E_start - 1/E_max)^(-1)) + 1/E_max        (Eq. 4, as printed)
+
+N = N_act **including embedding and unembedding** (App. A.1): ``n_active + n_embedding`` (``n_embedding``
+is 0 when the runs table lacks it; the fit records that). E = ``n_experts`` (top-1, coarse experts in
+the paper). The paper's sign convention: alpha, beta < 0. E_start and E_max are fixed to the paper's
+fitted values (Table 3: 2.0732, 290.4521); they are law constants, not sampled.
+
+Default priors (latent scale):
+    log a ~ Normal(3.5, 3), log b ~ Normal(3.5, 3), log c ~ Normal(0, 1)
+    alpha, beta ~ Normal(-0.2, 0.15) truncated to [-2, 0]
+    delta, omega ~ Normal(0, 0.5);  gamma, zeta ~ Normal(0, 0.05)
+"""
+import jax.numpy as jnp
+import numpy as np
+
+from ._ehat import e_hat
+from .base import Law, Param, column, logsumexp
+
+
+def _covariates(frame):
+    n_act = column(frame, "n_active", "joint") + frame["n_embedding"].fillna(0).to_numpy(float)
+    experts = frame["n_experts"].fillna(1).to_numpy(float) if "n_experts" in frame.columns else np.ones(len(frame))
+    return {
+        "log_N": np.log(n_act),
+        "log_D": np.log(column(frame, "tokens", "joint")),
+        "E": experts,
+    }
+
+
+def _log_loss(t, x):
+    log_e = jnp.log(e_hat(x["E"], t["E_start"], t["E_max"]))
+    return logsumexp(
+        jnp.log(t["a"]) + t["delta"] * log_e + (t["alpha"] + t["gamma"] * log_e) * x["log_N"],
+        jnp.log(t["b"]) + t["omega"] * log_e + (t["beta"] + t["zeta"] * log_e) * x["log_D"],
+        jnp.log(t["c"]),
+    )
+
+
+LAW = Law(
+    name="joint",
+    title="Joint MoE (Ê, N_act, D)",
+    citation="Ludziejewski et al. 2025, Joint MoE Scaling Laws: Mixture of Experts Can Be Memory Efficient, arXiv 2502.05172",
+    formula="L = a Ehat^delta N^(alpha + gamma ln Ehat) + b Ehat^omega D^(beta + zeta ln Ehat) + c; "
+    "1/Ehat = 1/(E - 1 + (1/E_start - 1/E_max)^-1) + 1/E_max",
+    n_counts="N = n_active + n_embedding (embeddings included, App. A.1), D = tokens, E = n_experts",
+    params=(
+        Param("a", "log", 3.5, 3.0, role="level", doc="parameter-term coefficient"),
+        Param("alpha", "linear", -0.2, 0.15, low=-2.0, high=0.0, doc="parameter exponent (negative)"),
+        Param("b", "log", 3.5, 3.0, role="level", doc="data-term coefficient"),
+        Param("beta", "linear", -0.2, 0.15, low=-2.0, high=0.0, doc="data exponent (negative)"),
+        Param("c", "log", 0.0, 1.0, role="level", doc="irreducible loss (nats)"),
+        Param("delta", "linear", 0.0, 0.5, doc="Ehat exponent of the parameter term"),
+        Param("gamma", "linear", 0.0, 0.05, doc="Ehat-N interaction"),
+        Param("omega", "linear", 0.0, 0.5, doc="Ehat exponent of the data term"),
+        Param("zeta", "linear", 0.0, 0.05, doc="Ehat-D interaction"),
+    ),
+    required_columns=("n_active", "tokens"),
+    covariates=_covariates,
+    log_loss=_log_loss,
+    constants={"E_start": 2.0732, "E_max": 290.4521},
+    notes="E_start and E_max are fixed to Ludziejewski et al.'s Table 3 values. n_embedding is added to n_active.",
+)
