@@ -9,6 +9,9 @@ validates every column it knows, and fills the derived columns:
 - ``n_embedding``: 0 when absent;
 - ``compute``: ``flops_per_token * tokens`` where M is known, else ``6 * n_active * tokens``.
 
+Epoch AI's extraction of the Chinchilla runs (columns ``Model Size``, ``Training FLOP``, ``loss``) is
+read as ``n_active`` = N, ``tokens`` = C / (6 N), ``compute`` = C, so that file can be fit as it is.
+
 Each problem raises :class:`~bayesmoe.errors.BayesMoeError` naming the column, the rows and the fix.
 """
 from __future__ import annotations
@@ -142,6 +145,19 @@ def _fill_compute(frame: pd.DataFrame) -> None:
         frame["compute"] = frame["compute"].fillna(derived)
 
 
+#: Column layout of Epoch AI's extraction of Hoffmann et al.'s Figure 4 (``svg_extracted_data.csv``).
+EPOCH_COLUMNS = ("Model Size", "Training FLOP", "loss")
+
+
+def _from_epoch_layout(frame: pd.DataFrame) -> pd.DataFrame:
+    """Map Epoch AI's Chinchilla extraction onto SPEC §1: n_active = N, tokens = C / (6 N), compute = C."""
+    if not set(EPOCH_COLUMNS) <= set(frame.columns) or {"n_active", "tokens"} & set(frame.columns):
+        return frame
+    n = pd.to_numeric(frame["Model Size"], errors="coerce")
+    c = pd.to_numeric(frame["Training FLOP"], errors="coerce")
+    return pd.DataFrame({"n_active": n, "tokens": c / (6 * n), "compute": c, "loss": frame["loss"]})
+
+
 def validate_runs(
     source: str | PathLike | pd.DataFrame,
     *,
@@ -164,7 +180,7 @@ def validate_runs(
         and ``compute`` filled in.
     """
     name = str(source) if not isinstance(source, pd.DataFrame) else what
-    frame = read_table(source, what=what).reset_index(drop=True)
+    frame = _from_epoch_layout(read_table(source, what=what)).reset_index(drop=True)
     where = f"{what} '{name}'" if not isinstance(source, pd.DataFrame) else what
     if len(frame) == 0:
         raise BayesMoeError(f"{where} has no rows; expected one row per finished training run")

@@ -1,0 +1,31 @@
+"""``bayesmoe predict``: predictive loss intervals for runs (the ``loss`` column is not needed)."""
+NAME = "predict"
+HELP = "predict the loss of runs (with intervals) from a fit"
+ORDER = 40
+
+
+def add_arguments(parser):
+    parser.add_argument("fit", metavar="FIT", help="posterior file written by `bayesmoe fit`")
+    parser.add_argument("runs", metavar="RUNS", help="runs table; `loss` optional (compared when present)")
+    parser.add_argument("--prob", type=float, default=0.9, help="central interval probability (default 0.9)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args):
+    from ..fit import load_fit
+    from .output import print_json
+
+    fit = load_fit(args.fit)
+    table = fit.predict(args.runs, prob=args.prob)
+    qcols = [c for c in table.columns if c.startswith("q")]
+    if args.json:
+        runs = []
+        for _, row in table.iterrows():
+            entry = {"run_id": row["run_id"], "loss": {c: row[c] for c in qcols}}
+            if "observed" in table.columns:
+                entry["observed"] = row["observed"]
+            runs.append(entry)
+        print_json({"law": fit.law.name, "prob": args.prob, "runs": runs})
+        return 0
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0

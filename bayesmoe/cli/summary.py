@@ -1,0 +1,49 @@
+"""``bayesmoe summary``: posterior table and diagnostics of a fit file."""
+NAME = "summary"
+HELP = "posterior summary and diagnostics (R-hat, ESS, divergences) of a fit"
+ORDER = 30
+
+
+def add_arguments(parser):
+    parser.add_argument("fit", metavar="FIT", help="posterior file written by `bayesmoe fit`")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def summary_dict(fit) -> dict:
+    """SPEC §3 ``summary --json`` object (plus priors, warnings and timing)."""
+    table = fit.summary()
+    return {
+        "law": fit.law.name,
+        "n_runs": fit.meta["n_runs"],
+        "draws": fit.n_draws,
+        "chains": fit.chains,
+        "divergences": fit.divergences,
+        "parameters": {name: row.to_dict() for name, row in table.iterrows()},
+        "priors": fit.meta["prior_text"],
+        "groups": list(fit.groups),
+        "warnings": fit.problems(),
+        "sampling_seconds": fit.meta.get("sampling_seconds"),
+        "data_hash": fit.meta["data_hash"],
+    }
+
+
+def print_summary(fit, as_json: bool) -> None:
+    from .output import print_json, warn
+
+    info = summary_dict(fit)
+    if as_json:
+        print_json(info)
+        return
+    print(f"law {info['law']}: {info['n_runs']} runs, {info['chains']} chains x {info['draws'] // info['chains']} draws, "
+          f"{info['divergences']} divergences")
+    table = fit.summary()
+    print(table.to_string(float_format=lambda v: f"{v:.5g}"))
+    for message in info["warnings"]:
+        warn(message)
+
+
+def run(args):
+    from ..fit import load_fit
+
+    print_summary(load_fit(args.fit), as_json=args.json)
+    return 0
