@@ -95,4 +95,4 @@ def moe_config(*, vocab_size: int, seq_len: int, d_model: int, n_layers: int, ex
 
 def default_heads(d_model: int) -> int:
     """Heads of size 32 when d_model >= 64 is a multiple of 32, else of size 16 (tiny models keep a few)."""
-    return d_model // (32 if d_model >= 64 and d_model % 32 == 0 else 16)
+    return max(1, d_model // (32 if d_model >= 64 and d_model % 32 == 0 else 16))

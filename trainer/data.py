@@ -62,7 +62,8 @@ def paragraphs(raw: str) -> list[str]:
     return [p for p in (_SPACE.sub(" ", x).strip() for x in re.split(r"\n\s*\n", raw)) if p]
 
 
-def gcide_docs(path: Path = GCIDE_PATH) -> list[str]:
+def gcide_docs(path: Path | None = None) -> list[str]:
+    path = path or GCIDE_PATH
     if not path.exists():
         raise DataError(f"{path} not found: install the corpus with `apt-get install -y dict-gcide`")
     return clean_gcide(gzip.open(path).read().decode("utf-8", errors="replace"))

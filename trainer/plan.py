@@ -118,7 +118,7 @@ def isoflop_design(budgets: list[float], *, runs_per_budget: list[int] | None = 
                    seed: int = 0, group: str = "trainer", vocab_size: int = 2048, seq_len: int = 64) -> list[dict]:
     """The isoFLOP grid (see the module docstring). ``runs_per_budget``: one cap for all budgets or one
     per budget; rows are taken size-round by size-round over ``FAMILIES``, so every family gets its
-    middle size before any family gets a second one."""
+    middle size before any family gets a second one (see ``_spread`` for the order of sizes)."""
     caps = list(runs_per_budget or [None])
     if len(caps) not in (1, len(budgets)):
         raise PlanError(f"--runs-per-budget takes 1 value or one per budget ({len(budgets)}), got {len(caps)}")
@@ -148,10 +148,11 @@ def isoflop_design(budgets: list[float], *, runs_per_budget: list[int] | None = 
 
 
 def _spread(cands: list, k: int) -> list:
-    """Up to k candidates evenly spread in log N (middle first, then the extremes)."""
+    """Up to k candidates (ordered by size) evenly spread in log N: the middle one first, then the others
+    from the largest down, so a capped budget loses its smallest, most token-hungry models first."""
     if len(cands) <= k:
         picked = cands
     else:
         picked = [cands[i] for i in sorted(set(np.linspace(0, len(cands) - 1, k).round().astype(int)))]
     mid = len(picked) // 2
-    return [picked[mid]] + [c for i, c in enumerate(picked) if i != mid]
+    return [picked[mid]] + [c for i, c in reversed(list(enumerate(picked))) if i != mid]

@@ -1,0 +1,72 @@
+"""Parameter and FLOP accounting: hand-computed values and the modules' own parameter counts."""
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from trainer.config import ConfigError, ModelConfig, moe_config  # noqa: E402
+from trainer.flops import account  # noqa: E402
+from trainer.model import Transformer  # noqa: E402
+
+
+def test_dense_hand_computed():
+    cfg = ModelConfig(vocab_size=100, seq_len=16, d_model=8, n_layers=2, n_heads=2, d_ff=32)
+    a = account(cfg)
+    # per layer: attention 4*8*8 = 256, norms 2*8 = 16, SwiGLU 3*8*32 = 768 -> 1040; x2 layers + final norm 8
+    assert a.n_total == a.n_active == 2088
+    assert a.n_embedding == 2 * 100 * 8
+    assert a.n_router == 0
+    # M = 6 * 2 * (256 + 768) + 6 * 2 layers * 16 seq * 8 d_attn
+    assert a.flops_per_token == 12288 + 1536
+    assert a.six_na == 6 * 2088
+
+
+def test_moe_fine_grained_shared_hand_computed():
+    cfg = moe_config(vocab_size=100, seq_len=16, d_model=8, n_layers=2, expansion=4, granularity=2, shared_ratio=0.5,
+                     n_heads=2)
+    assert (cfg.n_experts, cfg.top_k, cfg.n_shared, cfg.d_expert) == (8, 1, 1, 16)
+    assert cfg.shared_ratio == 0.5
+    a = account(cfg)
+    # one expert: 3*8*16 = 384; total 9 experts (8 routed + 1 shared), active 2 (1 routed + 1 shared)
+    assert a.n_total == 2 * (256 + 16 + 9 * 384) + 8 == 7464
+    assert a.n_active == 2 * (256 + 16 + 2 * 384) + 8 == 2088
+    assert a.n_router == 2 * 8 * 8
+    assert a.flops_per_token == 6 * 2 * (256 + 768 + 64) + 6 * 2 * 16 * 8 == 14592
+
+
+@pytest.mark.parametrize("g", [1, 2, 4])
+def test_granularity_keeps_active_params(g):
+    dense = account(moe_config(vocab_size=50, seq_len=8, d_model=16, n_layers=1, expansion=1))
+    cfg = moe_config(vocab_size=50, seq_len=8, d_model=16, n_layers=1, expansion=8, granularity=g)
+    a = account(cfg)
+    assert (cfg.n_experts, cfg.top_k, cfg.d_expert) == (8 * g, g, 64 // g)
+    assert a.n_active == dense.n_active
+    # routed experts hold 8x the dense FFN: N = attention + norms + 8 * 3 d d_ff + final norm
+    assert a.n_total == 4 * 256 + 32 + 8 * 3 * 16 * 64 + 16
+
+
+@pytest.mark.parametrize("kw", [dict(expansion=1), dict(expansion=4), dict(expansion=4, granularity=4),
+                                dict(expansion=2, granularity=4, shared_ratio=0.25)])
+def test_counts_match_module_parameters(kw):
+    cfg = moe_config(vocab_size=64, seq_len=16, d_model=16, n_layers=3, **kw)
+    a = account(cfg)
+    model = Transformer(cfg)
+    total = sum(p.numel() for p in model.parameters())
+    emb = model.embed.weight.numel() + model.head.weight.numel()
+    router = sum(p.numel() for n, p in model.named_parameters() if "router" in n)
+    assert emb == a.n_embedding and router == a.n_router
+    assert total == a.n_total + a.n_router + a.n_embedding
+    # active: everything but the routed experts a token does not use
+    expert_params = sum(p.numel() for n, p in model.named_parameters() if n.endswith(("ffn.w_in", "ffn.w_out")))
+    if expert_params:
+        unused = expert_params * (cfg.n_experts - cfg.top_k) // cfg.n_experts
+        assert total - emb - router - unused == a.n_active
+
+
+def test_bad_configs():
+    with pytest.raises(ConfigError, match="shared_ratio"):
+        moe_config(vocab_size=10, seq_len=8, d_model=16, n_layers=1, expansion=4, granularity=2, shared_ratio=0.3)
+    with pytest.raises(ConfigError, match="granularity"):
+        ModelConfig(10, 8, 16, 1, 1, 64, n_experts=4, top_k=1, granularity=3)
+    with pytest.raises(ConfigError, match="top_k"):
+        ModelConfig(10, 8, 16, 1, 1, 64, n_experts=2, top_k=3)

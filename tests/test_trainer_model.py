@@ -1,0 +1,114 @@
+"""Model and dispatch behaviour: sorted reference == loop == brute force, gradients, causality, losses."""
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from trainer.config import moe_config  # noqa: E402
+from trainer.dispatch import loop_dispatch, sort_by_expert, sorted_dispatch, swiglu  # noqa: E402
+from trainer.model import Transformer, causal_attention  # noqa: E402
+from trainer.moe import MoE  # noqa: E402
+
+
+def _inputs(t=37, d=8, h=6, e=5, k=2, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(t, d, generator=g, dtype=dtype, requires_grad=True)
+    idx = torch.stack([torch.randperm(e, generator=g)[:k] for _ in range(t)])
+    idx[idx == e - 1] = 0          # expert e-1 gets no tokens: empty groups must work
+    idx[:, 1:] = torch.where(idx[:, 1:] == idx[:, :1], (idx[:, :1] + 1) % (e - 1), idx[:, 1:])
+    w = torch.rand(t, k, generator=g, dtype=dtype, requires_grad=True)
+    w_in = torch.randn(e, d, 2 * h, generator=g, dtype=dtype, requires_grad=True)
+    w_out = torch.randn(e, h, d, generator=g, dtype=dtype, requires_grad=True)
+    return x, idx, w, w_in, w_out
+
+
+def _brute(x, idx, w, w_in, w_out):
+    rows = []
+    for t in range(x.shape[0]):
+        rows.append(sum(w[t, j] * (swiglu(x[t] @ w_in[idx[t, j]]) @ w_out[idx[t, j]]) for j in range(idx.shape[1])))
+    return torch.stack(rows)
+
+
+def test_sort_by_expert_is_stable_with_offsets():
+    idx = torch.tensor([[2, 0], [0, 1], [2, 1]])
+    order, inverse, counts = sort_by_expert(idx, 4)
+    assert order.tolist() == [1, 2, 3, 5, 0, 4]       # expert 0: slots 1, 2; expert 1: 3, 5; expert 2: 0, 4
+    assert counts.tolist() == [2, 2, 2, 0]
+    assert torch.equal(order[inverse], torch.arange(6))
+
+
+@pytest.mark.parametrize("fn", [sorted_dispatch, loop_dispatch])
+def test_dispatch_matches_brute_force_with_grads(fn):
+    args = _inputs()
+    out = fn(*args)
+    ref = _brute(*args)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, [args[0], args[2], args[3], args[4]], g)
+    ref_grads = torch.autograd.grad(ref, [args[0], args[2], args[3], args[4]], g)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_sorted_dispatch_is_deterministic():
+    args = _inputs(t=200, e=7, k=3, dtype=torch.float32)
+    a = sorted_dispatch(*args)
+    b = sorted_dispatch(*args)
+    assert torch.equal(a, b)
+
+
+def test_moe_losses_and_shared_expert():
+    cfg = moe_config(vocab_size=32, seq_len=8, d_model=16, n_layers=1, expansion=2, granularity=2, shared_ratio=0.5)
+    torch.manual_seed(0)
+    moe = MoE(cfg)
+    x = torch.randn(3, 8, 16)
+    y = moe(x)
+    logits = x.reshape(-1, 16) @ moe.router.weight.T
+    probs = logits.softmax(-1)
+    top = probs.argmax(-1)                                       # top_k = 1 here
+    frac = torch.bincount(top, minlength=4).float() / top.numel()
+    torch.testing.assert_close(moe.aux_loss, 4 * (frac * probs.mean(0)).sum())
+    torch.testing.assert_close(moe.z_loss, torch.logsumexp(logits, -1).square().mean())
+    expected = torch.stack([probs[t, top[t]] * (swiglu(x.reshape(-1, 16)[t] @ moe.w_in[top[t]]) @ moe.w_out[top[t]])
+                            for t in range(24)]) + moe.shared(x.reshape(-1, 16))
+    torch.testing.assert_close(y.reshape(-1, 16), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_model_is_causal_and_trains():
+    cfg = moe_config(vocab_size=40, seq_len=12, d_model=16, n_layers=2, expansion=4, granularity=2)
+    torch.manual_seed(0)
+    model = Transformer(cfg)
+    ids = torch.randint(0, 40, (2, 12))
+    out = model(ids)
+    assert out.shape == (2, 12, 40) and out.dtype == torch.float32
+    ids2 = ids.clone()
+    ids2[:, 7] = (ids2[:, 7] + 1) % 40
+    out2 = model(ids2)
+    torch.testing.assert_close(out[:, :7], out2[:, :7])
+    assert not torch.allclose(out[:, 7:], out2[:, 7:])
+    opt = torch.optim.AdamW(model.parameters(), 1e-2)
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(model(ids).reshape(-1, 40), ids.roll(-1, 1).reshape(-1))
+        bal, z = model.aux_losses()
+        opt.zero_grad()
+        (loss + 0.01 * bal + 1e-3 * z).backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_sdpa_backend_matches_explicit_attention():
+    q, k, v = torch.randn(3, 2, 2, 5, 4, dtype=torch.float64)
+    scores = (q @ k.transpose(-1, -2)) / 2.0
+    scores = scores.masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf"))
+    torch.testing.assert_close(causal_attention(q, k, v, "sdpa"), scores.softmax(-1) @ v)
+
+
+def test_xformers_matches_sdpa_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("xformers.ops")
+    q, k, v = torch.randn(3, 2, 4, 128, 32, device="cuda", dtype=torch.float16)
+    torch.testing.assert_close(causal_attention(q, k, v, "xformers"), causal_attention(q, k, v, "sdpa"),
+                               rtol=2e-3, atol=2e-3)

@@ -1,0 +1,175 @@
+"""Planner, CLI and resumable sweeps on the committed sample corpus (tiny runs, CPU)."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("tokenizers")
+torch.set_num_threads(1)
+
+from trainer.__main__ import main  # noqa: E402
+from trainer.data import TokenData, prepare  # noqa: E402
+from trainer.plan import Recipe, isoflop_design, lr_at  # noqa: E402
+from trainer.sweep import load_design, run_sweep  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "trainer" / "data" / "sample.txt"
+SPEC_COLUMNS = ["run_id", "group", "loss", "tokens", "n_active", "n_total", "n_embedding", "n_experts", "top_k",
+                "granularity", "shared_ratio", "d_model", "n_layers", "flops_per_token", "compute", "seed"]
+DESIGN = ("run_id,n_experts,top_k,granularity,shared_ratio,d_model,n_layers,tokens,seq_len,batch_seqs,steps,lr,warmup_steps\n"
+          "moe,8,2,2,0.0,16,1,{tokens},32,4,{steps},0.01,2\n")
+
+
+def _design(tmp_path, steps=24):
+    path = tmp_path / "design.csv"
+    path.write_text(DESIGN.format(tokens=steps * 4 * 32, steps=steps))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return prepare(str(SAMPLE), 300, cache=tmp_path_factory.mktemp("cache"))
+
+
+def _curve(run_dir):
+    with open(run_dir / "curve.csv") as f:
+        return [tuple(map(float, r.values())) for r in csv.DictReader(f)]
+
+
+def test_lr_schedule():
+    r = Recipe(batch_seqs=8, steps=102, lr=1.0, warmup_steps=5)
+    assert lr_at(0, r) == pytest.approx(0.2) and lr_at(4, r) == pytest.approx(1.0)
+    assert lr_at(101, r) == pytest.approx(0.1) and lr_at(53, r) == pytest.approx(0.55)
+
+
+def test_plan_cli_json(capsys):
+    assert main(["plan", "--budgets", "1e11", "1e12", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert {r["budget"] for r in runs} == {1e11, 1e12}
+    for r in runs:
+        assert set(SPEC_COLUMNS) - {"loss"} <= set(r)
+        assert r["compute"] == r["flops_per_token"] * r["tokens"]
+        assert r["compute"] == pytest.approx(r["budget"], rel=0.1)        # isoFLOP up to whole steps
+        assert r["n_total"] >= r["n_active"] > 0
+    assert len({r["n_experts"] for r in runs}) >= 4 and {1, 2, 4} <= {r["granularity"] for r in runs}
+    for b in (1e11, 1e12):                                                 # several sizes per budget
+        assert len({r["n_active"] for r in runs if r["budget"] == b}) >= 2
+
+
+def test_runs_per_budget_caps():
+    rows = isoflop_design([1e11, 3e11], runs_per_budget=[3, 5])
+    assert [sum(r["budget"] == b for r in rows) for b in (1e11, 3e11)] == [3, 5]
+
+
+def test_sweep_writes_runs_table_and_skips_finished(tmp_path, data):
+    plan = load_design(_design(tmp_path), vocab_size=300, seq_len=32, seed=3, group="g")
+    out = tmp_path / "out"
+    res = run_sweep(plan, out, data, log=open(os.devnull, "w"))
+    assert len(res) == 1
+    with open(out / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:len(SPEC_COLUMNS)] == SPEC_COLUMNS
+    row = rows[0]
+    assert row["run_id"] == "moe" and row["group"] == "g" and row["seed"] == "3"
+    assert 0 < float(row["loss"]) < 7 and int(row["tokens"]) == 24 * 4 * 32
+    assert int(row["n_experts"]) == 8 and int(row["top_k"]) == 2 and float(row["granularity"]) == 2
+    assert float(row["compute"]) == float(row["flops_per_token"]) * float(row["tokens"])
+    run_dir = out / "runs" / "moe"
+    assert {"config.json", "curve.csv", "ckpt.pt", "result.json"} <= {p.name for p in run_dir.iterdir()}
+    assert len(_curve(run_dir)) == 24
+    assert run_sweep(plan, out, data, log=open(os.devnull, "w")) == []          # finished: skipped
+
+
+class _Crash(Exception):
+    pass
+
+
+class CrashingData(TokenData):
+    """Raises when asked for the batch of ``crash_step``: a crash in the middle of a run."""
+
+    crash_step = 14
+
+    def batch(self, step, seed, batch_size, seq_len):
+        if step == self.crash_step:
+            raise _Crash
+        return super().batch(step, seed, batch_size, seq_len)
+
+
+def test_resume_after_crash_equals_uninterrupted(tmp_path, data):
+    plan = load_design(_design(tmp_path), vocab_size=300, seq_len=32, seed=0, group="g")
+    quiet = open(os.devnull, "w")
+    run_sweep(plan, tmp_path / "ref", data, log=quiet)
+    crashing = CrashingData(data.directory, data.vocab_size, data.train, data.val)
+    with pytest.raises(_Crash):
+        run_sweep(plan, tmp_path / "crash", data=crashing, ckpt_every=5, log=quiet)
+    state = torch.load(tmp_path / "crash" / "runs" / "moe" / "ckpt.pt", weights_only=False)
+    assert state["step"] == 10                                   # last checkpoint before the crash
+    assert not (tmp_path / "crash" / "runs.csv").exists()
+    run_sweep(plan, tmp_path / "crash", data, ckpt_every=5, log=quiet)
+    assert _curve(tmp_path / "crash" / "runs" / "moe") == _curve(tmp_path / "ref" / "runs" / "moe")
+    loss = lambda d: json.loads((d / "runs" / "moe" / "result.json").read_text())["loss"]  # noqa: E731
+    assert loss(tmp_path / "crash") == loss(tmp_path / "ref")
+
+
+def _cli(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "trainer", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_kill_9_then_resume_matches(tmp_path, data):
+    design = _design(tmp_path, steps=400)
+    common = ["--plan", str(design), "--corpus", str(SAMPLE), "--vocab-size", "300", "--threads", "1"]
+    os.environ["BAYESMOE_CACHE"] = str(tmp_path / "cache")
+    try:
+        killed = _cli(["sweep", *common, "--out", str(tmp_path / "k"), "--ckpt-every", "20"])
+        ckpt = tmp_path / "k" / "runs" / "moe" / "ckpt.pt"
+        deadline = time.time() + 60
+        while not ckpt.exists() and time.time() < deadline and killed.poll() is None:
+            time.sleep(0.01)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+        step = torch.load(ckpt, weights_only=False)["step"]
+        assert 0 < step < 400                                     # really killed mid-run
+        resumed = _cli(["sweep", *common, "--out", str(tmp_path / "k"), "--ckpt-every", "20"])
+        ref = _cli(["sweep", *common, "--out", str(tmp_path / "r"), "--ckpt-every", "400"])
+        assert resumed.wait() == 0 and ref.wait() == 0, resumed.stderr.read() + ref.stderr.read()
+    finally:
+        del os.environ["BAYESMOE_CACHE"]
+    assert _curve(tmp_path / "k" / "runs" / "moe") == _curve(tmp_path / "r" / "runs" / "moe")
+    rows = [list(csv.DictReader(open(tmp_path / d / "runs.csv"))) for d in ("k", "r")]
+    assert len(rows[0]) == 1 and rows[0][0]["loss"] == rows[1][0]["loss"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("n_experts,top_k,granularity,d_model,n_layers\n8,1,1,16,1\n",
+     "error: design .* is missing column\\(s\\) shared_ratio, tokens"),
+    ("n_experts,top_k,granularity,shared_ratio,d_model,n_layers,tokens\n8,1,1,0.3,16,1,1000\n",
+     "error: design .* row 1: shared_ratio 0.3 with top_k 1"),
+    ("n_experts,top_k,granularity,shared_ratio,d_model,n_layers,tokens\n8,1,1,0,16,1,-5\n",
+     "error: design .* row 1: tokens must be > 0"),
+])
+def test_bad_design_is_a_clean_error(tmp_path, content, message):
+    path = tmp_path / "d.csv"
+    path.write_text(content)
+    p = _cli(["sweep", "--plan", str(path), "--out", str(tmp_path / "o")])
+    out, err = p.communicate()
+    assert p.returncode == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    import re
+    assert re.match(message, lines[0]), lines[0]
+
+
+def test_cli_usage_errors(tmp_path):
+    for args in (["sweep", "--out", str(tmp_path)], ["plan", "--budgets", "abc"], ["plan", "--budgets", "-1"]):
+        p = _cli(args)
+        _, err = p.communicate()
+        assert p.returncode == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
