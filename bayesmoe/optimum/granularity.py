@@ -1,0 +1,144 @@
+"""Compute-optimal (N, D, G) for the fine-grained MoE law (Krajewski et al. 2024, arXiv 2402.07871, Sec. 6).
+
+The paper's architecture and FLOP model (Sec. 6.1-6.2, Eq. 10):
+
+- ``d_model = 64 n_blocks`` (n_blocks continuous), dense FFN width 4 d_model;
+- total non-embedding parameters ``N = d^2 (8E + 4) n_blocks`` (the law's N), active
+  ``N_act = 12 d^2 n_blocks``, E the expansion rate (MoE-layer / dense-FFN parameters; option
+  ``expansion``, default 64 as in the published fit), ``n_experts = G E``;
+- training FLOPs ``F = (12 d^2 c_f + d E G c_r) D n_blocks`` with c_f = 6, c_r = 14 (router cost grows with G).
+
+For each draw, budget and G the loss is strictly convex in ``x = log n_blocks`` (a sum of two
+exponential-like terms; the router only adds curvature), so safeguarded Newton steps from the
+router-free closed form find the optimum. G is then chosen by enumeration over powers of two
+(options ``granularity_min``/``granularity_max``, default 1-256; the paper restricts G to powers
+of two and its optima lie in 8-64). The law's dense limit (g term dropped, no router,
+``N = N_act = 12 d^2 n_blocks``, i.e. what the law predicts for a dense run) is the "dense" baseline
+of the recommendations.
+
+Shapes: theta entries (S,), compute (B,) -> every returned quantity (S, B).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import BayesMoeError
+from . import Space, register, register_space
+from ._search import broadcast_theta, newton_convex, powers_of_two
+
+C_F, C_R = 6.0, 14.0
+K_ACT = 12.0 * 64.0**2  # N_act = K_ACT n^3
+K_F = K_ACT * C_F  # F = (K_F n^3 + K_R E G n^2) D
+K_R = 64.0 * C_R
+NEWTON_STEPS = 12
+
+
+def _parts(t, log_f, x, G, expansion, dense):
+    """Parameter term P, data term Q, router/dense FLOP ratio and log D at x = log n_blocks (broadcast)."""
+    if dense:
+        log_k, log_kn, rinv = jnp.log(t["a"]), np.log(K_ACT), 0.0 * x
+    else:
+        log_k = jnp.logaddexp(jnp.log(t["g"]) - t["gamma"] * jnp.log(G), jnp.log(t["a"]))
+        log_kn, rinv = jnp.log(64.0**2 * (8 * expansion + 4)), expansion * G * K_R / K_F * jnp.exp(-x)
+    log_d = log_f - np.log(K_F) - 3 * x - jnp.log1p(rinv)
+    p = jnp.exp(log_k - t["alpha"] * (log_kn + 3 * x))
+    q = jnp.exp(jnp.log(t["b"]) - t["beta"] * log_d)
+    return p, q, rinv, log_d, log_k, log_kn
+
+
+def _optimal_x(t, log_f, G, expansion, dense):
+    """Optimal log n_blocks, elementwise over broadcast (theta, log budget, G)."""
+    _, _, _, _, log_k, log_kn = _parts(t, log_f, 0.0 * log_f, G, expansion, dense)
+    alpha, beta = t["alpha"], t["beta"]
+    x0 = (jnp.log(alpha) + log_k - alpha * log_kn - jnp.log(beta) - jnp.log(t["b"]) + beta * (log_f - np.log(K_F))) / (3 * (alpha + beta))
+
+    def grad_hess(x):
+        p, q, rinv, *_ = _parts(t, log_f, x, G, expansion, dense)
+        u = -(3 + 2 * rinv) / (1 + rinv)
+        du = -rinv / (1 + rinv) ** 2
+        return -3 * alpha * p - beta * u * q, 9 * alpha**2 * p + beta**2 * u**2 * q - beta * du * q
+
+    return newton_convex(grad_hess, x0, NEWTON_STEPS)
+
+
+def loss(theta, log_f, n_blocks, G, *, expansion: float = 64.0, dense: bool = False):
+    """Loss of a model with ``n_blocks`` (d = 64 n_blocks) and granularity ``G`` trained on budget exp(``log_f``).
+
+    All arguments broadcast elementwise (theta entries already shaped, see ``broadcast_theta``).
+    """
+    p, q, *_ = _parts(theta, log_f, jnp.log(n_blocks), G, expansion, dense)
+    return theta["c"] + p + q
+
+
+def _best(t, log_f, G, expansion, dense):
+    x = _optimal_x(t, log_f, G, expansion, dense)
+    p, q, *_ , log_d, _, _ = _parts(t, log_f, x, G, expansion, dense)
+    return x, t["c"] + p + q, log_d
+
+
+@jax.jit
+def _solve(theta, log_f, G, expansion):
+    t = broadcast_theta(theta, 3)
+    x, L, log_d = _best(t, log_f[None, :, None], G[None, None, :], expansion, False)
+    L = jnp.where(jnp.isfinite(L), L, jnp.inf)
+    pick = jnp.argmin(L, axis=-1)[..., None]
+    x, L, log_d = (jnp.take_along_axis(v, pick, axis=-1)[..., 0] for v in (x, L, log_d))
+    return x, L, log_d, G[pick[..., 0]]
+
+
+def _granularities(options) -> np.ndarray:
+    return powers_of_two(float(options.get("granularity_min", 1)), float(options.get("granularity_max", 256)), "granularity range")
+
+
+def _expansion(options) -> float:
+    e = float(options.get("expansion", 64.0))
+    if not e >= 1:
+        raise BayesMoeError(f"expansion rate must be >= 1 (MoE-layer / dense-FFN parameters), got {e:g}")
+    return e
+
+
+@register("granularity")
+def granularity_optimum(theta, compute, *, objective="compute", **options):
+    """Compute-optimal configuration per draw and budget (see module doc); quantities (S, B)."""
+    if objective != "compute":
+        raise BayesMoeError(f"law 'granularity' supports only --objective compute, got '{objective}'")
+    expansion = _expansion(options)
+    theta = {k: jnp.asarray(theta[k], float) for k in ("a", "alpha", "b", "beta", "c", "g", "gamma")}
+    x, L, log_d, G = _solve(theta, jnp.log(jnp.asarray(compute, float)), jnp.asarray(_granularities(options)), expansion)
+    n = jnp.exp(x)
+    n_active = K_ACT * n**3
+    tokens = jnp.exp(log_d)
+    ratio = (8 * expansion + 4) / 12
+    return {
+        "n_total": n_active * ratio, "n_active": n_active, "tokens": tokens, "loss": L,
+        "granularity": G, "n_experts": G * expansion, "ratio_total_active": jnp.full_like(n, ratio),
+        "ratio_active_total": jnp.full_like(n, 1 / ratio), "d_model": 64 * n, "n_layers": n,
+        "tokens_per_param": tokens / n_active, "flops_per_token": jnp.asarray(compute)[None, :] / tokens,
+    }
+
+
+def _grid_loss(theta, compute, d_model, choices, **options):
+    """Loss (S, B, K, M) on a grid: d_model (B, K), granularities (M,)."""
+    t = broadcast_theta(theta, 4)
+    log_f = jnp.log(jnp.asarray(compute, float))[None, :, None, None]
+    return loss(t, log_f, jnp.asarray(d_model)[None, :, :, None] / 64.0, jnp.asarray(choices)[None, None, None, :],
+                expansion=_expansion(options))
+
+
+def _best_loss(theta, log_compute, kind, **options):
+    """Optimal loss (S, B) at per-draw budgets exp(log_compute) (S, B): best MoE (over G) or dense."""
+    t = broadcast_theta(theta, 3)
+    if kind == "dense":
+        return _best(t, log_compute[..., None], jnp.ones(1), 1.0, True)[1][..., 0]
+    _, L, _ = _best(t, log_compute[..., None], jnp.asarray(_granularities(options))[None, None, :], _expansion(options), False)
+    return jnp.min(jnp.where(jnp.isfinite(L), L, jnp.inf), axis=-1)
+
+
+register_space("granularity", Space(
+    size="d_model", choice="granularity", choices=_granularities, loss=_grid_loss, best_loss=_best_loss,
+    dense="the law's dense limit with the same coefficients (g term dropped, no router, N = N_act): "
+          "for a fit with dense runs this is the fitted dense law; for granularity:krajewski2024 (MoE-only fit) "
+          "it differs from the paper's separate dense fit (Table 1 dense row)",
+))
