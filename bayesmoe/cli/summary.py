@@ -10,9 +10,11 @@ def add_arguments(parser):
 
 
 def summary_dict(fit) -> dict:
-    """SPEC §3 ``summary --json`` object (plus priors, warnings and timing)."""
+    """SPEC §3 ``summary --json`` object (plus priors, warnings, timing and, with held-out runs, ``holdout``)."""
+    from ..holdout import check
+
     table = fit.summary()
-    return {
+    info = {
         "law": fit.law.name,
         "n_runs": fit.meta["n_runs"],
         "draws": fit.n_draws,
@@ -25,6 +27,10 @@ def summary_dict(fit) -> dict:
         "sampling_seconds": fit.meta.get("sampling_seconds"),
         "data_hash": fit.meta["data_hash"],
     }
+    holdout = check(fit)
+    if holdout is not None:
+        info["holdout"] = holdout
+    return info
 
 
 def print_summary(fit, as_json: bool) -> None:
@@ -38,6 +44,10 @@ def print_summary(fit, as_json: bool) -> None:
           f"{info['divergences']} divergences")
     table = fit.summary()
     print(table.to_string(float_format=lambda v: f"{v:.5g}"))
+    if "holdout" in info:
+        from ..holdout import describe
+
+        print(describe(info["holdout"]))
     for message in info["warnings"]:
         warn(message)
 

@@ -62,6 +62,8 @@ class Space:
         best_loss: ``(theta, log_compute (S, B), kind, **options) -> (S, B)``: the optimal loss over
             MoE configurations (``kind="moe"``) or dense ones (``kind="dense"``) at per-draw budgets.
         dense: one sentence saying what "dense" means for this law.
+        describe: optional ``(size, choice, compute, **options) -> {quantity: array}`` (same broadcast
+            shape): SPEC counts of a configuration (``n_active``, ``n_total``, ``tokens``, ...).
     """
 
     size: str
@@ -70,6 +72,7 @@ class Space:
     loss: Callable[..., np.ndarray]
     best_loss: Callable[..., np.ndarray]
     dense: str
+    describe: Callable[..., dict] | None = None
 
 
 def register_space(law: str, space: Space) -> None:

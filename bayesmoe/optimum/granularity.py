@@ -20,6 +20,8 @@ Shapes: theta entries (S,), compute (B,) -> every returned quantity (S, B).
 """
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,6 +35,7 @@ K_ACT = 12.0 * 64.0**2  # N_act = K_ACT n^3
 K_F = K_ACT * C_F  # F = (K_F n^3 + K_R E G n^2) D
 K_R = 64.0 * C_R
 NEWTON_STEPS = 12
+_THETA = ("a", "alpha", "b", "beta", "c", "g", "gamma")
 
 
 def _parts(t, log_f, x, G, expansion, dense):
@@ -72,9 +75,11 @@ def loss(theta, log_f, n_blocks, G, *, expansion: float = 64.0, dense: bool = Fa
     return theta["c"] + p + q
 
 
+@partial(jax.jit, static_argnames=("dense",))
 def _best(t, log_f, G, expansion, dense):
+    """Optimal (log n_blocks, loss, log D), elementwise over broadcast (theta, log budget, G)."""
     x = _optimal_x(t, log_f, G, expansion, dense)
-    p, q, *_ , log_d, _, _ = _parts(t, log_f, x, G, expansion, dense)
+    p, q, _, log_d, _, _ = _parts(t, log_f, x, G, expansion, dense)
     return x, t["c"] + p + q, log_d
 
 
@@ -105,7 +110,7 @@ def granularity_optimum(theta, compute, *, objective="compute", **options):
     if objective != "compute":
         raise BayesMoeError(f"law 'granularity' supports only --objective compute, got '{objective}'")
     expansion = _expansion(options)
-    theta = {k: jnp.asarray(theta[k], float) for k in ("a", "alpha", "b", "beta", "c", "g", "gamma")}
+    theta = {k: jnp.asarray(theta[k], float) for k in _THETA}
     x, L, log_d, G = _solve(theta, jnp.log(jnp.asarray(compute, float)), jnp.asarray(_granularities(options)), expansion)
     n = jnp.exp(x)
     n_active = K_ACT * n**3
@@ -119,25 +124,41 @@ def granularity_optimum(theta, compute, *, objective="compute", **options):
     }
 
 
+@jax.jit
+def _grid(theta, log_f, d_model, G, expansion):
+    t = broadcast_theta(theta, 4)
+    return loss(t, log_f[None, :, None, None], d_model[None, :, :, None] / 64.0, G[None, None, None, :], expansion=expansion)
+
+
 def _grid_loss(theta, compute, d_model, choices, **options):
     """Loss (S, B, K, M) on a grid: d_model (B, K), granularities (M,)."""
-    t = broadcast_theta(theta, 4)
-    log_f = jnp.log(jnp.asarray(compute, float))[None, :, None, None]
-    return loss(t, log_f, jnp.asarray(d_model)[None, :, :, None] / 64.0, jnp.asarray(choices)[None, None, None, :],
-                expansion=_expansion(options))
+    theta = {k: jnp.asarray(theta[k], float) for k in _THETA}
+    return _grid(theta, jnp.log(jnp.asarray(compute, float)), jnp.asarray(d_model, float), jnp.asarray(choices, float),
+                 _expansion(options))
 
 
 def _best_loss(theta, log_compute, kind, **options):
     """Optimal loss (S, B) at per-draw budgets exp(log_compute) (S, B): best MoE (over G) or dense."""
-    t = broadcast_theta(theta, 3)
+    t = broadcast_theta({k: theta[k] for k in _THETA}, 3)
     if kind == "dense":
         return _best(t, log_compute[..., None], jnp.ones(1), 1.0, True)[1][..., 0]
     _, L, _ = _best(t, log_compute[..., None], jnp.asarray(_granularities(options))[None, None, :], _expansion(options), False)
     return jnp.min(jnp.where(jnp.isfinite(L), L, jnp.inf), axis=-1)
 
 
+def _describe(d_model, G, compute, **options):
+    """SPEC counts of the configuration (d_model, G) trained on ``compute`` FLOPs (broadcast shapes)."""
+    expansion = _expansion(options)
+    n = np.asarray(d_model, float) / 64
+    n_active = K_ACT * n**3
+    tokens = np.asarray(compute, float) / ((K_F * n + K_R * expansion * np.asarray(G, float)) * n**2)
+    return {"n_active": n_active, "n_total": n_active * (8 * expansion + 4) / 12, "tokens": tokens,
+            "n_experts": np.asarray(G, float) * expansion}
+
+
 register_space("granularity", Space(
     size="d_model", choice="granularity", choices=_granularities, loss=_grid_loss, best_loss=_best_loss,
+    describe=_describe,
     dense="the law's dense limit with the same coefficients (g term dropped, no router, N = N_act): "
           "for a fit with dense runs this is the fitted dense law; for granularity:krajewski2024 (MoE-only fit) "
           "it differs from the paper's separate dense fit (Table 1 dense row)",

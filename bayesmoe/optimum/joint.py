@@ -24,6 +24,8 @@ Shapes: theta entries (S,), compute (B,) -> every returned quantity (S, B).
 """
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,6 +52,7 @@ def memory_values(d, E, kv_tokens):
     return 2 * d * VOCAB + (4 + 9 * E) * d**3 / 64 + 2 * kv_tokens * d**2 / 64
 
 
+@jax.jit
 def d_from_n_act(n_act):
     """Invert :func:`n_act_embedded` (monotone cubic) by Newton from an upper bound; any shape."""
     d = jnp.minimum((64 * n_act / 13) ** (1 / 3), n_act / (2 * VOCAB))
@@ -91,6 +94,7 @@ def _y_memory_cap(E, memory, kv_tokens):
     return jnp.where(fits, jnp.log(n_act_embedded(jnp.exp(log_d))), -jnp.inf)
 
 
+@partial(jax.jit, static_argnames=("memory", "kv_tokens", "inference_tokens"))
 def _best_y(t, log_c, E, memory, kv_tokens, inference_tokens):
     """Optimal y = ln N_act and its loss, elementwise over broadcast (draws, budgets, E)."""
     terms = _law_terms(t, E)
@@ -160,18 +164,24 @@ def joint_optimum(theta, compute, *, objective="compute", **options):
     }
 
 
+@partial(jax.jit, static_argnames=("memory", "kv_tokens", "inference_tokens"))
+def _grid(theta, log_c, d_model, E, memory, kv_tokens, inference_tokens):
+    t = broadcast_theta(theta, 4)
+    E = E[None, None, None, :]
+    d = d_model[None, :, :, None]
+    y = jnp.log(n_act_embedded(d))
+    L = _loss_y(t, _law_terms(t, E), y, _log_tokens(y, log_c[None, :, None, None], inference_tokens))
+    if memory is not None:
+        L = jnp.where(BYTES_PER_VALUE * memory_values(d, E, kv_tokens) <= memory, L, jnp.inf)
+    return jnp.where(jnp.isfinite(L), L, jnp.inf)
+
+
 def _grid_loss(theta, compute, d_model, choices, *, objective="compute", **options):
     """Loss (S, B, K, M) on a grid of d_model (B, K) and expert counts (M,); inf where infeasible."""
     memory, kv, inference = _options(objective, options)
-    t = broadcast_theta({k: theta[k] for k in _THETA}, 4)
-    E = jnp.asarray(choices, float)[None, None, None, :]
-    d = jnp.asarray(d_model, float)[None, :, :, None]
-    y = jnp.log(n_act_embedded(d))
-    log_c = jnp.log(jnp.asarray(compute, float))[None, :, None, None]
-    L = _loss_y(t, _law_terms(t, E), y, _log_tokens(y, log_c, inference))
-    if memory is not None:
-        L = jnp.where(BYTES_PER_VALUE * memory_values(d, E, kv) <= memory, L, jnp.inf)
-    return jnp.where(jnp.isfinite(L), L, jnp.inf)
+    theta = {k: jnp.asarray(theta[k], float) for k in _THETA}
+    return _grid(theta, jnp.log(jnp.asarray(compute, float)), jnp.asarray(d_model, float), jnp.asarray(choices, float),
+                 memory, kv, inference)
 
 
 def _best_loss(theta, log_compute, kind, *, objective="compute", **options):
@@ -184,7 +194,17 @@ def _best_loss(theta, log_compute, kind, *, objective="compute", **options):
     return jnp.min(L, axis=-1)
 
 
+def _describe(d_model, E, compute, *, objective="compute", **options):
+    """SPEC counts of the configuration (d_model, E) on budget ``compute`` (broadcast shapes)."""
+    _, kv, inference = _options(objective, options)
+    d, E = np.asarray(d_model, float), np.asarray(E, float)
+    y = np.log(n_act_embedded(d))
+    tokens = np.exp(np.asarray(_log_tokens(y, np.log(np.asarray(compute, float)), inference)))
+    return {"n_active": 13 * d**3 / 64, "n_total": (4 + 9 * E) * d**3 / 64, "n_embedding": 2 * d * VOCAB,
+            "tokens": tokens, "memory_bytes": BYTES_PER_VALUE * memory_values(d, E, kv)}
+
+
 register_space("joint", Space(
-    size="d_model", choice="n_experts", choices=_experts, loss=_grid_loss, best_loss=_best_loss,
+    size="d_model", choice="n_experts", choices=_experts, loss=_grid_loss, best_loss=_best_loss, describe=_describe,
     dense="E = 1 in the same law (Ê = E_start), the paper's dense model",
 ))
