@@ -18,7 +18,7 @@ from . import __path__ as _cli_path
 class _Parser(argparse.ArgumentParser):
     """argparse with SPEC's error format: one ``error:`` line, exit 2."""
 
-    def error(self, message):  # noqa: D401 - argparse API
+    def error(self, message):
         sys.stderr.write(f"error: {self.prog}: {message}\n")
         raise SystemExit(2)
 
@@ -50,7 +50,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 def main(argv: list[str] | None = None) -> int:
     """Run ``bayesmoe`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed)
+        return int(exc.code or 0)
     warnings.showwarning = _show_warning
     warnings.filterwarnings("ignore", category=FutureWarning)
     from ..errors import BayesMoeError

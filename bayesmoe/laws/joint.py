@@ -24,7 +24,8 @@ from .base import Law, Param, column, logsumexp
 
 
 def _covariates(frame):
-    n_act = column(frame, "n_active", "joint") + frame["n_embedding"].fillna(0).to_numpy(float)
+    embedding = frame["n_embedding"].fillna(0).to_numpy(float) if "n_embedding" in frame.columns else 0.0
+    n_act = column(frame, "n_active", "joint") + embedding
     experts = frame["n_experts"].fillna(1).to_numpy(float) if "n_experts" in frame.columns else np.ones(len(frame))
     return {
         "log_N": np.log(n_act),

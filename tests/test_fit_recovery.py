@@ -1,0 +1,41 @@
+"""Recovery of known parameters from data simulated by each law (truth inside the posterior intervals)."""
+import numpy as np
+import pytest
+
+import bayesmoe
+from bayesmoe.simulate import simulate_runs
+from conftest import FAST
+
+SETS = {"chinchilla": "besiroglu2024", "granularity": "krajewski2024", "joint": "ludziejewski2025"}
+
+
+def interval_misses(fit, truth, lo, hi):
+    table = fit.summary()
+    misses = []
+    for name, value in truth.items():
+        q = np.quantile(fit.draws()[name], [lo, hi])
+        if not q[0] <= value <= q[1]:
+            misses.append(f"{name}={value:g} outside [{q[0]:.4g}, {q[1]:.4g}] (median {table.loc[name, 'q50']:.4g})")
+    return misses
+
+
+@pytest.mark.parametrize("law", sorted(SETS))
+def test_truth_inside_posterior_intervals(law):
+    truth = dict(bayesmoe.get_law(law).coefficient_set(SETS[law]).values)
+    runs = simulate_runs(law, truth, 150, noise=0.01, seed=11)
+    fit = bayesmoe.fit(runs, law, seed=1, **FAST)
+    assert fit.divergences == 0
+    assert max(fit.summary()["r_hat"]) < 1.05
+    # Each 90% interval holds its truth with probability 0.9, so with 5-9 parameters one miss is
+    # expected now and then; two misses, or any truth outside the 99% interval, is a failure.
+    assert len(interval_misses(fit, truth, 0.05, 0.95)) <= 1, interval_misses(fit, truth, 0.05, 0.95)
+    assert not interval_misses(fit, truth, 0.005, 0.995)
+
+
+def test_more_runs_give_tighter_posteriors():
+    truth = dict(bayesmoe.get_law("chinchilla").coefficient_set("besiroglu2024").values)
+    runs = simulate_runs("chinchilla", truth, 240, noise=0.01, seed=3)
+    few = bayesmoe.fit(runs.iloc[:30], "chinchilla", seed=2, **FAST).summary()
+    many = bayesmoe.fit(runs, "chinchilla", seed=2, **FAST).summary()
+    for name in ("alpha", "beta", "E"):
+        assert many.loc[name, "sd"] < 0.8 * few.loc[name, "sd"], name
