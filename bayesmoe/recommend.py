@@ -6,8 +6,8 @@ and each budget, from posterior draws theta_s:
 - **regret** of a configuration x (hidden size d and the discrete choice: experts or granularity):
   ``R_s(x) = L_s(x) - L*_s`` with ``L*_s`` the optimal loss of draw s. A configuration is *near-optimal*
   in draw s when ``R_s(x) <= epsilon * L*_s`` (``epsilon`` relative, default 0.005 = 0.5%).
-- **bayes**: the grid configuration with the least expected regret (the Bayes decision), with its
-  expected regret and P(near-optimal).
+- **bayes**: the configuration with the least expected loss (the Bayes decision; grid search, then
+  golden-section refinement of d), with its expected regret and P(near-optimal).
 - **near_optimal**: per discrete choice, the range of d whose *expected* regret is within epsilon of
   the expected optimal loss (``E[R(x)] <= epsilon E[L*]``).
 - **snapped**: the Bayes configuration with d rounded (down or up, whichever is better in expectation)
@@ -65,6 +65,25 @@ class _Evaluator:
         out = self.space.loss(self.theta, np.array([self.compute]), np.asarray(d, float)[None, :], np.asarray(choices, float),
                               **self.options)
         return np.asarray(out)[:, 0]
+
+    def expected_loss(self, d: float, choice: float) -> float:
+        return float(np.mean(self.loss(np.array([d]), np.array([choice]))[:, 0, 0]))
+
+    def refine(self, lo: float, hi: float, choice: float, steps: int = 30) -> float:
+        """Golden-section search of the expected loss over d in [lo, hi] (the grid cell around the best point)."""
+        a, b = np.log(lo), np.log(hi)
+        x1, x2 = b - 0.618034 * (b - a), a + 0.618034 * (b - a)
+        f1, f2 = self.expected_loss(np.exp(x1), choice), self.expected_loss(np.exp(x2), choice)
+        for _ in range(steps):
+            if f1 <= f2:
+                b, x2, f2 = x2, x1, f1
+                x1 = b - 0.618034 * (b - a)
+                f1 = self.expected_loss(np.exp(x1), choice)
+            else:
+                a, x1, f1 = x1, x2, f2
+                x2 = a + 0.618034 * (b - a)
+                f2 = self.expected_loss(np.exp(x2), choice)
+        return float(np.exp(0.5 * (a + b)))
 
     def score(self, d: float, choice: float) -> dict:
         loss = self.loss(np.array([d]), np.array([choice]))[:, 0, 0]
@@ -144,7 +163,8 @@ def recommend(
         regret = loss - ev.best[:, None, None]
         mean_regret = regret.mean(axis=0)  # (K, M)
         k, m = np.unravel_index(np.argmin(mean_regret), mean_regret.shape)
-        bayes = ev.score(d_grid[k], choices[m])
+        d_bayes = ev.refine(d_grid[max(k - 1, 0)], d_grid[min(k + 1, grid - 1)], choices[m])
+        bayes = ev.score(d_bayes, choices[m])
         tolerance = epsilon * ev.best.mean()
         near = []
         for j, choice in enumerate(choices):
