@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from . import arviz_io
+from . import arviz_io, identifiability
 from .errors import BayesMoeError
 from .inference import Settings, run_nuts
 from .laws import Law, get_law
@@ -101,10 +101,11 @@ def fit(
     if holdout_top_compute:
         frame, heldout = split_top_compute(frame, holdout_top_compute)
     groups: tuple[str, ...] = ()
+    if group and group not in frame.columns:
+        raise BayesMoeError(f"--group column '{group}' is not in the runs table; columns: {', '.join(frame.columns)}")
+    law, shared, reduction = identifiability.prepare(law, frame, group=group, prior=prior)  # rows in no group
     if group:
-        if group not in frame.columns:
-            raise BayesMoeError(f"--group column '{group}' is not in the runs table; columns: {', '.join(frame.columns)}")
-        groups = tuple(sorted(frame[group].astype(str).unique()))
+        groups = tuple(sorted(frame.loc[~shared, group].astype(str).unique()))
         if len(groups) < 2:
             raise BayesMoeError(f"--group column '{group}' has a single value {groups[0]!r}; partial pooling needs at least 2 groups")
     x = law.covariates(frame)
@@ -151,6 +152,7 @@ def fit(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "sampling_seconds": round(wall, 3),
         "constants": dict(law.constants),
+        "reduction": reduction,
     }
     arviz_io.attach(idata, runs=frame, heldout=heldout, meta=meta)
     result = Fit(idata)
@@ -172,7 +174,7 @@ class Fit:
     def __init__(self, idata):
         self.idata = idata
         self.meta = arviz_io.metadata(idata)
-        self.law = get_law(self.meta["law"])
+        self.law = identifiability.law_from_meta(self.meta)
         self.runs = arviz_io.runs_table(idata)
         self.heldout = arviz_io.runs_table(idata, heldout=True)
         self.path: Path | None = None

@@ -63,6 +63,10 @@ def read_table(source: str | PathLike | pd.DataFrame, *, what: str = "runs table
     """Read a table from a CSV or Parquet path, or copy a DataFrame."""
     if isinstance(source, pd.DataFrame):
         return source.copy()
+    if str(source).startswith("dataset:"):  # a table shipped with bayesmoe (bayesmoe.datasets)
+        from .datasets import path as dataset_path
+
+        return pd.read_csv(dataset_path(str(source)[len("dataset:"):]))
     path = Path(source)
     if not path.exists():
         raise BayesMoeError(f"{what} file '{path}' does not exist")

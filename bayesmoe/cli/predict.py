@@ -9,6 +9,8 @@ def add_arguments(parser):
     parser.add_argument("runs", metavar="RUNS", help="runs table; `loss` optional (compared when present)")
     parser.add_argument("--prob", type=float, default=0.9, help="central interval probability (default 0.9)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--effective-params", action="store_true",
+                        help="routing law: add each run's effective parameter count (the dense N with the same loss) with its interval")
 
 
 def run(args):
@@ -18,14 +20,23 @@ def run(args):
     fit = load_fit(args.fit)
     table = fit.predict(args.runs, prob=args.prob)
     qcols = [c for c in table.columns if c.startswith("q")]
+    epc = None
+    if args.effective_params:
+        from ..optimum.routing import effective_params
+
+        epc = effective_params(fit, args.runs, prob=args.prob)
     if args.json:
         runs = []
-        for _, row in table.iterrows():
+        for i, row in table.iterrows():
             entry = {"run_id": row["run_id"], "loss": {c: row[c] for c in qcols}}
             if "observed" in table.columns:
                 entry["observed"] = row["observed"]
+            if epc is not None:
+                entry["effective_params"] = {c: epc.at[i, c] for c in qcols}
             runs.append(entry)
         print_json({"law": fit.law.name, "prob": args.prob, "runs": runs})
         return 0
+    if epc is not None:
+        table = table.join(epc[qcols].add_prefix("epc_"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
