@@ -1,0 +1,26 @@
+"""``bayesmoe report``: a self-contained HTML report (with PNG figures) of one or more fits."""
+NAME = "report"
+HELP = "write an HTML report of one or more fits: data, diagnostics, fit, scaling picture, decisions"
+ORDER = 70
+
+
+def add_arguments(parser):
+    parser.add_argument("fits", nargs="+", metavar="FIT", help="posterior file(s) written by `bayesmoe fit`")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.html and the figures (created if missing)")
+    parser.add_argument("--title", help="page title")
+    parser.add_argument("--budgets", nargs="+", type=float, metavar="C",
+                        help="training-FLOP budgets of the recommendation table (default: the decade above the largest run and 3 more)")
+    parser.add_argument("--json", action="store_true", help='print {"report": path, "figures": [paths]} as one JSON object')
+
+
+def run(args):
+    from ..report import report
+    from .output import print_json
+
+    path = report(args.fits, args.out, title=args.title, budgets=args.budgets)
+    figures = sorted(str(p) for p in path.parent.glob("*.png"))
+    if args.json:
+        print_json({"report": str(path), "figures": figures})
+    else:
+        print(f"wrote {path} ({len(figures)} figures beside it)")
+    return 0

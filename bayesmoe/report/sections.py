@@ -1,0 +1,436 @@
+"""The sections of a report, one builder each. A builder takes a :class:`FitView` (a fit and where
+its figures go) and returns a :class:`~bayesmoe.report.html.Section`; numbers a reader needs at a
+glance are collected on the view as ``facts``.
+
+Section ids (anchors; a second fit's sections get ``-2``, a third's ``-3``, ...): ``data``,
+``model``, ``diagnostics``, ``fit``, ``scaling``, ``decisions``; once per report: ``glance``,
+``comparison`` (several fits) and ``next-runs`` (with ``design=``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .. import arviz_io
+from ..errors import BayesMoeError
+from ..fit import Fit
+from ..model import SIGMA_PRIOR_SD, STUDENT_T_NU
+from ..optimum import optimum
+from . import figures, scaling
+from .html import FigureWriter, Section, badge, definitions, esc, fmt, human, table
+from .verdicts import overall, parameter_verdicts, sampler_verdicts
+
+#: Posterior draws used for the scaling picture and the optima (thinned evenly; bands need no more).
+MAX_DRAWS = 400
+#: Relative excess loss that still counts as near-optimal.
+NEAR_OPTIMAL = 0.005
+#: Order of optimal quantities in plots and tables (others follow in the optimizer's order).
+QUANTITY_ORDER = ("n_active", "n_total", "tokens", "tokens_per_param", "ratio_total_active", "ratio_active_total",
+                  "granularity", "n_experts", "top_k", "activated_experts", "shared_ratio", "d_model",
+                  "flops_per_token", "ratio_flops_active", "loss")
+RUN_COLUMNS = ("run_id", "group", "loss", "compute", "n_active", "n_total", "n_embedding", "tokens", "n_experts",
+               "top_k", "granularity", "shared_ratio", "d_model", "n_layers")
+
+
+@dataclass
+class FitView:
+    """A fit inside a report: its label, id suffix, figure writer and the facts gathered so far."""
+
+    fit: Fit
+    label: str
+    suffix: str
+    writer: FigureWriter
+    budgets: np.ndarray | None = None
+    facts: dict = field(default_factory=dict)
+
+    def sid(self, base: str) -> str:
+        return f"{base}{self.suffix}"
+
+    def fig(self, base: str) -> str:
+        return f"{base}{self.suffix}"
+
+    @property
+    def law(self):
+        return self.fit.law
+
+    def thinned(self) -> "Thinned":
+        return Thinned(self.fit, MAX_DRAWS)
+
+
+class Thinned:
+    """A posterior with at most ``max_draws`` evenly spaced draws, usable wherever ``optimum()`` takes one."""
+
+    def __init__(self, fit: Fit, max_draws: int):
+        self.fit, self.law = fit, fit.law
+        self.index = np.unique(np.linspace(0, fit.n_draws - 1, min(max_draws, fit.n_draws)).astype(int))
+
+    def draws(self, group: str | None = None, *, seed: int = 0) -> dict[str, np.ndarray]:
+        return {k: v[self.index] for k, v in self.fit.draws(group, seed=seed).items()}
+
+
+def _all_runs(fit: Fit) -> pd.DataFrame:
+    if fit.heldout is None:
+        return fit.runs
+    return pd.concat([fit.runs, fit.heldout], ignore_index=True)
+
+
+def _size_column(fit: Fit) -> str:
+    return "n_total" if "n_total" in fit.law.n_counts.split(",")[0] else "n_active"
+
+
+# -- 1. data -------------------------------------------------------------------------------------------
+
+def data_section(view: FitView) -> Section:
+    fit = view.fit
+    sel = fit.meta.get("selection", {})
+    excluded = []
+    if sel.get("where"):
+        excluded.append(f"kept only runs matching <code>{esc(sel['where'])}</code> (<code>--where</code>)")
+    if sel.get("exclude_top_loss"):
+        excluded.append(f"dropped the {int(sel['exclude_top_loss'])} highest-loss runs (<code>--exclude-top-loss</code>): "
+                        "outliers, typically diverged or unfinished runs; they are not in the fit file")
+    heldout = fit.heldout
+    if heldout is not None and len(heldout):
+        ids = ", ".join(esc(r) for r in heldout["run_id"])
+        excluded.append(f"held out the {len(heldout)} largest-compute runs (<code>--holdout-top-compute</code>) to test "
+                        f"extrapolation: {ids}; they are marked in red in the plots")
+    exclusions = "<ul>" + "".join(f"<li>{e}</li>" for e in excluded) + "</ul>" if excluded else "<p>No runs were excluded.</p>"
+    runs = _all_runs(fit)
+    size = _size_column(fit)
+    colour = figures.colour_column(runs)
+    caption = (f"Each point is a run: compute against {size}"
+               + (f", coloured by {colour}" if colour else "") + "; red diamonds: held-out runs.")
+    fig = view.writer.add(view.fig("runs"), figures.runs_overview(fit.runs, heldout, size), caption)
+    shown = runs[[c for c in RUN_COLUMNS if c in runs.columns]].copy()
+    if heldout is not None and len(heldout):
+        shown.insert(1, "used", ["fitted"] * len(fit.runs) + ["held out"] * len(heldout))
+    summary = (f"<p><b>{len(fit.runs)}</b> runs fitted from <code>{esc(fit.meta.get('source', '?'))}</code>, "
+               f"compute {fmt(runs['compute'].min(), 3)} to {fmt(runs['compute'].max(), 3)} FLOPs, "
+               f"loss {runs['loss'].min():.3f} to {runs['loss'].max():.3f} nats.</p>")
+    body = (summary + "<h3>Exclusions</h3>" + exclusions + fig + "<h3>Runs</h3>"
+            + table(shown.set_index("run_id"), scroll=True))
+    return Section(view.sid("data"), f"1. Data{_tag(view)}", body)
+
+
+def _tag(view: FitView) -> str:
+    return f" ({view.label})" if view.suffix else ""
+
+
+# -- 2. law, priors, settings --------------------------------------------------------------------------
+
+def model_section(view: FitView) -> Section:
+    fit, law, meta = view.fit, view.fit.law, view.fit.meta
+    priors = pd.DataFrame({"prior": meta["prior_text"]}).rename_axis("site")
+    settings = meta.get("settings", {})
+    groups = ", ".join(meta.get("groups", [])) or "none (one set of parameters)"
+    items = [
+        ("law", f"<b>{esc(law.name)}</b>: {esc(law.title)}"),
+        ("source", esc(law.citation)),
+        ("what N counts", esc(law.n_counts)),
+        ("constants", esc(", ".join(f"{k} = {v:g}" for k, v in meta.get("constants", {}).items()) or "none")),
+        ("priors centred on", esc(meta.get("prior_set") or "the law's default weakly-informative priors")),
+        ("likelihood", esc(f"{meta.get('likelihood')} on log loss" + (f" (nu = {meta.get('student_t_nu'):g})" if meta.get('likelihood') == 'student_t' else ""))),
+        ("partial pooling", esc(f"groups from column '{meta.get('group_column')}': {groups}; pooled: {', '.join(meta.get('pooled', [])) or '-'}"
+                                if meta.get("group_column") else "none")),
+        ("sampler", esc(", ".join(f"{k} {v}" for k, v in settings.items()))),
+        ("sampling time", esc(f"{meta.get('sampling_seconds', '?')} s")),
+        ("data hash", f"<code>{esc(meta.get('data_hash', '?'))}</code>"),
+        ("created", esc(meta.get("created", "?"))),
+        ("versions", esc(", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()))),
+    ]
+    if fit.path is not None:
+        items.insert(0, ("fit file", f"<code>{esc(fit.path)}</code>"))
+    body = (f"<pre>{esc(law.formula)}</pre>"
+            + (f'<p class="note">{esc(law.notes)}</p>' if law.notes else "")
+            + definitions(items) + "<h3>Priors (latent scale: log for coefficients)</h3>" + table(priors))
+    return Section(view.sid("model"), f"2. Law, priors and settings{_tag(view)}", body)
+
+
+# -- 3. diagnostics ------------------------------------------------------------------------------------
+
+def _diagnostic_sites(fit: Fit) -> list[str]:
+    names = [p.latent for p in fit.law.params if p.latent in fit.idata.posterior]
+    names += [f"{fit.law.param(n).latent}_tau" for n in fit.pooled]
+    return names + ["sigma"]
+
+
+def _prior_draws(fit: Fit, site: str, n: int, rng: np.random.Generator) -> np.ndarray | None:
+    if site == "sigma":
+        return np.abs(rng.normal(0.0, SIGMA_PRIOR_SD, n))
+    for p in fit.law.params:
+        if p.latent == site and p.name in fit.meta["priors"]:
+            loc, sd, low, high = fit.meta["priors"][p.name]
+            a = -np.inf if low is None else (low - loc) / sd
+            b = np.inf if high is None else (high - loc) / sd
+            return stats.truncnorm(a, b, loc=loc, scale=sd).rvs(n, random_state=rng)
+    return None
+
+
+def diagnostics_section(view: FitView) -> Section:
+    fit = view.fit
+    params = parameter_verdicts(fit.summary(), fit.chains)
+    loo = arviz_io.loo(fit.idata)
+    view.facts["loo"] = loo
+    sampler = sampler_verdicts(divergences=fit.divergences, n_draws=fit.n_draws, bfmi=arviz_io.bfmi(fit.idata),
+                               pareto_k=np.asarray(loo.pareto_k), run_ids=fit.runs["run_id"].astype(str).tolist())
+    worst = overall([*params["verdict"], *(v.level for v in sampler)])
+    view.facts["diagnostics"] = worst
+    headline = {"ok": "The sampler converged: the numbers below can be used.",
+                "check": "Usable, but read the flagged rows before deciding.",
+                "bad": "Do not use these numbers yet: fix the problems flagged below and refit."}[worst]
+    rows = "".join(f"<tr><td class=text>{esc(v.topic)}</td><td class=text>{badge(v.level)}</td>"
+                   f"<td class=text>{esc(v.finding)}</td><td class=text>{esc(v.action)}</td></tr>" for v in sampler)
+    sampler_table = f"<table><thead><tr><th class=text>check</th><th class=text>verdict</th><th class=text>finding</th><th class=text>what to do</th></tr></thead><tbody>{rows}</tbody></table>"
+    shown = params[["mean", "sd", "q05", "q50", "q95", "r_hat", "ess_bulk", "ess_tail"]].copy()
+    shown["verdict"] = [badge(v) for v in params["verdict"]]
+    shown["what to do"] = [esc(a) for a in params["action"]]
+    shown.index.name = "parameter"
+    sites = _diagnostic_sites(fit)
+    rank = view.writer.add(view.fig("rank"), arviz_io.plot_rank(fit.idata, sites),
+                           "Rank plots (latent scale): each chain's histogram of draw ranks should be flat; "
+                           "a slope or hump means the chains explore different regions.")
+    trace = view.writer.add(view.fig("trace"), arviz_io.plot_trace(fit.idata, sites),
+                            "Traces (latent scale): left, the posterior density per chain; right, the draws; "
+                            "black ticks at the bottom mark divergent transitions.")
+    rng = np.random.default_rng(0)
+    pairs = {}
+    for site in sites:
+        prior = _prior_draws(fit, site, 4000, rng)
+        if prior is not None:
+            pairs[site] = (fit._flat(site), prior)
+    pp = view.writer.add(view.fig("prior-posterior"), figures.prior_posterior(pairs),
+                         "Prior (dashed) vs posterior (filled) on the sampled scale. A posterior much narrower than its "
+                         "prior was learned from the runs; one that looks like its prior was not.")
+    body = (f"<p>{badge(worst)} {esc(headline)}</p>" + sampler_table
+            + "<h3>Per parameter (natural scale)</h3>" + table(shown, raw=("verdict", "what to do"))
+            + rank + trace + pp)
+    return Section(view.sid("diagnostics"), f"3. Diagnostics{_tag(view)}", body)
+
+
+# -- 4. fit --------------------------------------------------------------------------------------------
+
+def _posterior_predictive_log(fit: Fit) -> np.ndarray:
+    """Predictive draws of log loss at the fitted runs, shape (run, sample), chain-major samples."""
+    log_mean = fit.log_mean(fit.runs)
+    rng = np.random.default_rng(1)
+    eps = rng.standard_t(STUDENT_T_NU, log_mean.shape) if fit.meta["likelihood"] == "student_t" else rng.standard_normal(log_mean.shape)
+    return (log_mean + fit.draws()["sigma"][:, None] * eps).T
+
+
+def fit_section(view: FitView) -> Section:
+    fit = view.fit
+    runs = _all_runs(fit)
+    pred50, pred90 = fit.predict(runs, prob=0.5), fit.predict(runs, prob=0.9)
+    heldout_ids = set(fit.heldout["run_id"].astype(str)) if fit.heldout is not None else set()
+    held = pred90["run_id"].astype(str).isin(heldout_ids).to_numpy()
+    obs = pred90["observed"].to_numpy(float)
+    in90 = (obs >= pred90["q05"]) & (obs <= pred90["q95"])
+    in50 = (obs >= pred50["q25"]) & (obs <= pred50["q75"])
+    lines = [f"Fitted runs inside their 50% / 90% predictive intervals: <b>{in50[~held].mean():.0%}</b> / "
+             f"<b>{in90[~held].mean():.0%}</b> (calibrated: about 50% / 90%)."]
+    if held.any():
+        err = np.abs(obs[held] - pred90["q50"].to_numpy(float)[held])
+        lines.append(f"Held-out runs (never fitted): <b>{in90[held].sum()} of {held.sum()}</b> inside their 90% interval; "
+                     f"median absolute error {np.median(err):.4f} nats, largest {err.max():.4f}.")
+        view.facts["heldout"] = (int(in90[held].sum()), int(held.sum()), float(err.max()))
+    view.facts["coverage90"] = float(in90[~held].mean())
+    ppc = view.writer.add(view.fig("ppc"), figures.predictive_check(pred50, pred90, heldout_ids),
+                          "Each run: observed loss (x) against its posterior predictive median (dot), 50% (thick) and "
+                          "90% (thin) intervals. Points on the dashed line are predicted exactly.")
+    resid = view.writer.add(view.fig("residuals"), figures.residuals(runs["compute"].to_numpy(float), pred90, heldout_ids),
+                            "Observed minus predicted median, with the 90% predictive interval. A trend with compute "
+                            "means the law misses something that will grow when extrapolating.")
+    loo = view.facts["loo"] if "loo" in view.facts else arviz_io.loo(fit.idata)
+    lp = view.writer.add(view.fig("loo"), figures.loo_panels(fit.idata, loo, _posterior_predictive_log(fit)),
+                         "Left: Pareto k of each fitted run's leave-one-out weights. Right: LOO-PIT, the difference between "
+                         "the empirical CDF of leave-one-out predictive percentiles and a uniform CDF; inside the band "
+                         "the predictive intervals are calibrated.")
+    body = "<p>" + "<br>".join(lines) + f'</p><div class="row">{ppc}{resid}</div>{lp}'
+    return Section(view.sid("fit"), f"4. Fit to the runs{_tag(view)}", body)
+
+
+# -- 5. scaling picture --------------------------------------------------------------------------------
+
+def scaling_section(view: FitView) -> Section:
+    fit = view.fit
+    runs = fit.runs
+    every = scaling.architectures(runs, max_families=len(runs))
+    families = every[:4]
+    theta = view.thinned().draws()
+    levels = scaling.budget_levels(runs)
+    n_opt = np.sqrt(levels / (families[0].flops_ratio * 20.0))
+    n_grid = np.geomspace(min(runs["n_active"].min(), n_opt.min()) / 3, max(runs["n_active"].max(), n_opt.max()) * 3, 80)
+    panels = []
+    for arch in families:
+        members = scaling.members(runs, arch)
+        observed = [members[(members["compute"] >= c / 1.3) & (members["compute"] <= c * 1.3)] for c in levels]
+        panels.append((f"{arch.label()}: {arch.n_runs} runs", scaling.loss_grid(fit.law, theta, arch, levels, n_grid), observed))
+    iso = view.writer.add(view.fig("isoflop"), figures.isoflop(levels, n_grid, panels),
+                          "Mean loss (posterior median, 50% and 90% bands) against active size at fixed training compute, "
+                          "one panel per architecture among the runs; the minimum of each curve is the compute-optimal size. "
+                          "Points: that architecture's runs within a factor 1.3 of the budget.")
+    best = scaling.best_architecture(fit.law, theta, families, runs["compute"].max())
+    view.facts["architecture"] = best
+    compute = np.geomspace(runs["compute"].min(), runs["compute"].max() * 1e3, 30)
+    front = scaling.frontier(fit.law, theta, best, compute, tolerance=NEAR_OPTIMAL)
+    fr = view.writer.add(view.fig("frontier"), figures.frontier(compute, front.loss, runs, fit.heldout),
+                         f"Lowest mean loss reachable at each compute with the best observed architecture ({esc(best.label())}; "
+                         "best active size per posterior draw): median, 50% and 90% bands. Right of the dotted line the law "
+                         "extrapolates.")
+    shown = "" if len(families) == len(every) else f" of {len(every)} (the most common shown)"
+    body = (f"<p>{len(families)} architecture famil{'y' if len(families) == 1 else 'ies'}{shown}; runs of a family differ "
+            f"only in size, and are trained with C = {families[0].flops_ratio:.3g} &middot; Na &middot; D. "
+            f"Best at the largest fitted budget: <b>{esc(best.label())}</b>.</p>" + iso + fr)
+    return Section(view.sid("scaling"), f"5. Scaling picture{_tag(view)}", body)
+
+
+# -- 6. decisions --------------------------------------------------------------------------------------
+
+def default_budgets(runs: pd.DataFrame) -> np.ndarray:
+    """Budgets of the recommendation table: the decade above the largest run and three more decades."""
+    start = np.ceil(np.log10(runs["compute"].max()))
+    return 10.0 ** np.arange(start, start + 4)
+
+
+def _ordered(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Quantities to show: SPEC order first; those constant over every draw and budget, or equal to
+    one already shown, are left out."""
+    names = [k for k in QUANTITY_ORDER if k in draws] + [k for k in draws if k not in QUANTITY_ORDER]
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        values = np.asarray(draws[name], float)
+        finite = values[np.isfinite(values)]
+        if finite.size == 0 or np.ptp(finite) <= 1e-12 * max(1.0, np.abs(finite).max()):
+            continue
+        if any(v.shape == values.shape and np.allclose(v, values, equal_nan=True) for v in out.values()):
+            continue
+        out[name] = values
+    return out
+
+
+#: Quantities in the recommendation table (the plots show every quantity the optimizer returns).
+TABLE_QUANTITIES = ("n_active", "n_total", "tokens", "tokens_per_param", "granularity", "n_experts", "top_k",
+                    "activated_experts", "shared_ratio", "d_model", "loss")
+
+
+def _interval(values: np.ndarray) -> str:
+    q = np.nanquantile(values, [0.05, 0.5, 0.95])
+    return f"{human(q[1])} [{human(q[0])}, {human(q[2])}]"
+
+
+def decisions_section(view: FitView) -> Section:
+    fit = view.fit
+    runs = fit.runs
+    table_budgets = np.asarray(view.budgets if view.budgets is not None else default_budgets(runs), float)
+    wide = np.geomspace(min(runs["compute"].min(), table_budgets.min()), max(runs["compute"].max(), table_budgets.max()) * 10, 25)
+    posterior = view.thinned()
+    try:
+        curve = optimum(posterior, wide)
+        at = optimum(posterior, table_budgets)
+    except BayesMoeError as exc:
+        body = (f'<p class="note">No decisions for this fit: {esc(exc)}. The scaling picture above still shows the '
+                "loss at every size and budget.</p>")
+        return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
+    shown = _ordered(curve.draws)
+    arch = view.facts["architecture"] if "architecture" in view.facts else scaling.architectures(runs)[0]
+    front = scaling.frontier(fit.law, posterior.draws(), arch, wide, tolerance=NEAR_OPTIMAL)
+    near = (np.nanmedian(front.near_lo, axis=0), np.nanmedian(front.near_hi, axis=0))
+    fig = view.writer.add(view.fig("decisions"), figures.decisions(wide, shown, near, runs["compute"].max(), NEAR_OPTIMAL),
+                          f"Compute-optimal configuration from the law's optimizer (objective: compute): posterior median and "
+                          f"50%/90% bands. Orange dashed lines on the active-size panel: the near-optimal band, sizes whose loss is "
+                          f"within {NEAR_OPTIMAL:.1%} of the best for the best observed architecture ({esc(arch.label())}, "
+                          f"C = {arch.flops_ratio:.3g} Na D, posterior median). Dotted: largest fitted run.")
+    keep = [k for k in _ordered(at.draws) if k in shown and k in TABLE_QUANTITIES] or list(shown)
+    near_at = scaling.frontier(fit.law, posterior.draws(), arch, table_budgets, tolerance=NEAR_OPTIMAL)
+    rows = []
+    for b, c in enumerate(table_budgets):
+        row = {"compute (FLOPs)": fmt(c, 3)}
+        row.update({figures.QUANTITY_LABELS.get(k, k): _interval(at.draws[k][:, b]) for k in keep if k in at.draws})
+        row[f"Na within {NEAR_OPTIMAL:.1%} of best loss"] = (f"{human(np.median(near_at.near_lo[:, b]))} - "
+                                                             f"{human(np.median(near_at.near_hi[:, b]))}")
+        rows.append(row)
+    recommended = pd.DataFrame(rows).set_index("compute (FLOPs)")
+    first = table_budgets[0]
+    headline = {k: _interval(at.draws[k][:, 0]) for k in ("n_active", "tokens", "granularity", "n_experts") if k in at.draws and k in keep}
+    view.facts["recommendation"] = (first, headline)
+    body = ("<p>Recommended configurations: median and 90% interval <code>median [q05, q95]</code> of each optimal "
+            "quantity (K, M, B, T: thousand, million, billion, trillion). Extrapolation beyond the fitted runs widens the intervals; trust the width, not only the median.</p>"
+            + table(recommended, index=True) + fig)
+    return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
+
+
+# -- 7. comparison -------------------------------------------------------------------------------------
+
+def comparison_section(views: list[FitView]) -> tuple[Section, pd.DataFrame | None]:
+    """The LOO comparison section and its table (None when the fits saw different runs)."""
+    hashes = {v.fit.meta.get("data_hash") for v in views}
+    if len(hashes) > 1:
+        body = ('<p class="note">The fits saw different runs (their data hashes differ), so their LOO scores are not '
+                "comparable; refit the laws on the same runs table and selection to compare them.</p>")
+        return Section("comparison", "7. Comparing the fits", body), None
+    table_frame = compare_table(views)
+    best = table_frame.index[0]
+    body = (f"<p>Ranked by expected log predictive density (PSIS-LOO; higher is better). <b>{esc(best)}</b> predicts "
+            "left-out runs best. <code>elpd_diff</code> is the gap to the best with its standard error <code>dse</code>: "
+            "a gap under about two <code>dse</code> is not a clear difference. Stacking weights say how to average the "
+            "fits' predictions.</p>" + table(table_frame))
+    return Section("comparison", "7. Comparing the fits", body), table_frame
+
+
+def compare_table(views: list[FitView]) -> pd.DataFrame:
+    """LOO comparison with stacking weights: one row per fit, best first."""
+    labels = {v.label: v for v in views}
+    frame = arviz_io.compare({label: v.fit.idata for label, v in labels.items()})
+    out = pd.DataFrame({
+        "law": [labels[i].law.name for i in frame.index],
+        "elpd_loo": frame["elpd_loo"], "se": frame["se"], "elpd_diff": frame["elpd_diff"], "dse": frame["dse"],
+        "weight": frame["weight"], "p_loo": frame["p_loo"],
+        "pareto_k_max": [float(np.max(arviz_io.loo(labels[i].fit.idata).pareto_k)) for i in frame.index],
+    }, index=frame.index)
+    out.index.name = "fit"
+    return out
+
+
+# -- at a glance ---------------------------------------------------------------------------------------
+
+def glance_section(views: list[FitView], comparison: pd.DataFrame | None) -> Section:
+    items = []
+    for v in views:
+        fit = v.fit
+        parts = [f"{badge(v.facts.get('diagnostics', 'check'))} <b>{esc(v.label)}</b>: law <code>{esc(fit.law.name)}</code>, "
+                 f"{len(fit.runs)} runs, {fit.chains} chains x {fit.n_draws // fit.chains} draws, {fit.divergences} divergences"]
+        if "coverage90" in v.facts:
+            parts.append(f"{v.facts['coverage90']:.0%} of runs inside their 90% predictive interval")
+        if "heldout" in v.facts:
+            inside, total, worst = v.facts["heldout"]
+            parts.append(f"held-out runs: {inside}/{total} inside 90%, worst error {worst:.3f} nats")
+        if "recommendation" in v.facts:
+            c, rec = v.facts["recommendation"]
+            text = "; ".join(f"{figures.QUANTITY_LABELS.get(k, k)} {val}" for k, val in rec.items())
+            parts.append(f"at C = {fmt(c, 3)}: {esc(text)} (median [90%])")
+        items.append("<li>" + "; ".join(parts) + ".</li>")
+    body = "<ul>" + "".join(items) + "</ul>"
+    if comparison is not None:
+        body += (f"<p>Best-predicting fit by LOO: <b>{esc(comparison.index[0])}</b> (stacking weight "
+                 f"{comparison['weight'].iloc[0]:.2f}).</p>")
+    body += ('<p class="note">Verdicts: <span class="badge ok">ok</span> trust it, <span class="badge check">check</span> '
+             'read the flagged rows, <span class="badge bad">bad</span> refit before using.</p>')
+    return Section("glance", "At a glance", body)
+
+
+# -- next runs (design hook) ---------------------------------------------------------------------------
+
+def next_runs_section(design_result, writer: FigureWriter) -> Section:
+    """Wrap ``bayesmoe.design.report.next_runs_section(design_result)`` -> (title, html, figures)."""
+    from ..design.report import next_runs_section as build
+
+    title, fragment, figs = build(design_result)
+    parts = [fragment]
+    for name, fig in figs.items():
+        slug = re.sub(r"[^a-z0-9_-]+", "-", str(name).lower()).strip("-") or "figure"
+        parts.append(writer.add(f"next-runs-{slug}", fig, esc(name)))
+    return Section("next-runs", title, "".join(parts))
