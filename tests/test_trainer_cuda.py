@@ -1,7 +1,9 @@
-"""The CUDA dispatch: the kernels compile and link with nvcc (no GPU needed); on a GPU, outputs and every
-gradient match the pure-PyTorch reference."""
+"""The CUDA dispatch: the kernels compile and link with nvcc and the torch binding compiles against torch's
+headers (no GPU needed); on a GPU, outputs and every gradient match the pure-PyTorch reference."""
+import re
 import shutil
 import subprocess
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,9 @@ int main() {
 '''
 
 
+needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
+
+
 def test_tile_schedule_covers_each_expert_group():
     counts = torch.tensor([0, 35, 16, 1, 0])
     expert, start, end, offsets = tile_schedule(counts)
@@ -39,8 +44,9 @@ def test_tile_schedule_covers_each_expert_group():
         (1, 0, 16), (1, 16, 32), (1, 32, 35), (2, 35, 51), (3, 51, 52)]
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
-def test_kernels_compile_and_link_with_nvcc(tmp_path):
+@needs_nvcc
+def test_kernels_compile_and_link_with_nvcc(tmp_path, binding_compile):
+    # binding_compile: the torch binding's compile starts first and runs beside this one
     obj = tmp_path / "dispatch_kernels.o"
     res = subprocess.run(["nvcc", "-c", str(CSRC / "dispatch_kernels.cu"), "-o", str(obj), "-arch=sm_80",
                           "--Werror", "all-warnings", "-Xcompiler", "-Wall"], capture_output=True, text=True)
@@ -56,6 +62,49 @@ def test_kernels_compile_and_link_with_nvcc(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert exe.stat().st_size > 0
+
+
+def _cuda_include() -> Path:
+    """The CUDA toolkit's include directory, as nvcc itself reports it (nvcc may be a wrapper script)."""
+    dry = subprocess.run(["nvcc", "--dryrun", "-c", "x.cu"], capture_output=True, text=True).stderr
+    match = re.search(r'INCLUDES="-I([^"]+)"', dry)
+    if match:
+        return Path(match.group(1).strip())
+    return Path(shutil.which("nvcc")).resolve().parent.parent / "include"
+
+
+@pytest.fixture(scope="module")
+def binding_compile():
+    """Starts g++ -fsyntax-only on dispatch_binding.cpp against this torch's headers (include_paths()) and
+    nvcc's CUDA headers, in the background so it overlaps the nvcc compile; None without torch's C++ headers.
+    A CPU-only torch wheel ships the c10/cuda headers but not the generated cuda_cmake_macros.h, hence
+    C10_CUDA_NO_CMAKE_CONFIGURE_FILE when that file is absent."""
+    from torch.utils.cpp_extension import include_paths
+    torch_inc = [Path(p) for p in include_paths()]
+    if shutil.which("g++") is None or not (torch_inc[0] / "torch" / "csrc" / "utils" / "pybind.h").exists():
+        return None
+    cuda_inc = _cuda_include()
+    cmd = ["g++", "-std=c++20", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-I", str(CSRC),
+           "-DTORCH_EXTENSION_NAME=bayesmoe_dispatch", "-DTORCH_API_INCLUDE_EXTENSION_H"]
+    for inc in [*torch_inc, cuda_inc, sysconfig.get_paths()["include"]]:
+        cmd += ["-isystem", str(inc)]                 # warnings only from our own file
+    if not (torch_inc[0] / "c10" / "cuda" / "impl" / "cuda_cmake_macros.h").exists():
+        cmd.append("-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE")
+    proc = subprocess.Popen([*cmd, str(CSRC / "dispatch_binding.cpp")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    yield proc, cuda_inc
+    proc.kill()
+    proc.communicate()
+
+
+@needs_nvcc
+def test_torch_binding_compiles_with_torch_headers(binding_compile):
+    if binding_compile is None:
+        pytest.skip("g++ or torch's C++ headers not installed")
+    proc, cuda_inc = binding_compile
+    assert (cuda_inc / "cuda_runtime.h").exists(), cuda_inc
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err[-4000:]
 
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -124,7 +125,10 @@ def _cli(args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_matches(tmp_path, data):
+    """A real ``kill -9`` of the CLI process (slow: three interpreter starts and a 400-step run); the fast
+    suite covers the same resume path in process (test_resume_after_crash_equals_uninterrupted)."""
     design = _design(tmp_path, steps=400)
     common = ["--plan", str(design), "--corpus", str(SAMPLE), "--vocab-size", "300", "--threads", "1"]
     os.environ["BAYESMOE_CACHE"] = str(tmp_path / "cache")
@@ -148,28 +152,55 @@ def test_kill_9_then_resume_matches(tmp_path, data):
     assert len(rows[0]) == 1 and rows[0][0]["loss"] == rows[1][0]["loss"]
 
 
-@pytest.mark.parametrize("content, message", [
+BAD_DESIGNS = [
     ("n_experts,top_k,granularity,d_model,n_layers\n8,1,1,16,1\n",
      "error: design .* is missing column\\(s\\) shared_ratio, tokens"),
     ("n_experts,top_k,granularity,shared_ratio,d_model,n_layers,tokens\n8,1,1,0.3,16,1,1000\n",
      "error: design .* row 1: shared_ratio 0.3 with top_k 1"),
     ("n_experts,top_k,granularity,shared_ratio,d_model,n_layers,tokens\n8,1,1,0,16,1,-5\n",
      "error: design .* row 1: tokens must be > 0"),
-])
-def test_bad_design_is_a_clean_error(tmp_path, content, message):
+]
+USAGE_ERRORS = [["sweep", "--out", "OUT"], ["plan", "--budgets", "abc"], ["plan", "--budgets", "-1"]]
+
+
+def _main_in_process(args, capsys) -> tuple[int, str]:
+    """Exit code and stderr of ``python -m trainer ARGS`` run in this process (argparse errors exit)."""
+    try:
+        code = main(args)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def _one_error_line(code, err, message=None):
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error:")
+    if message:
+        assert re.match(message, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("content, message", BAD_DESIGNS)
+def test_bad_design_is_a_clean_error(tmp_path, content, message, capsys):
     path = tmp_path / "d.csv"
     path.write_text(content)
-    p = _cli(["sweep", "--plan", str(path), "--out", str(tmp_path / "o")])
-    out, err = p.communicate()
-    assert p.returncode == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err
-    import re
-    assert re.match(message, lines[0]), lines[0]
+    code, err = _main_in_process(["sweep", "--plan", str(path), "--out", str(tmp_path / "o")], capsys)
+    _one_error_line(code, err, message)
 
 
-def test_cli_usage_errors(tmp_path):
-    for args in (["sweep", "--out", str(tmp_path)], ["plan", "--budgets", "abc"], ["plan", "--budgets", "-1"]):
+def test_cli_usage_errors(tmp_path, capsys):
+    for args in USAGE_ERRORS:
+        _one_error_line(*_main_in_process([str(tmp_path) if a == "OUT" else a for a in args], capsys))
+
+
+@pytest.mark.slow
+def test_cli_errors_in_a_real_process(tmp_path):
+    """The same error contract through ``python -m trainer`` (exit status 2, one line on stderr)."""
+    path = tmp_path / "d.csv"
+    path.write_text(BAD_DESIGNS[1][0])
+    cases = [(["sweep", "--plan", str(path), "--out", str(tmp_path / "o")], BAD_DESIGNS[1][1])]
+    cases += [([str(tmp_path) if a == "OUT" else a for a in args], None) for args in USAGE_ERRORS]
+    for args, message in cases:
         p = _cli(args)
         _, err = p.communicate()
-        assert p.returncode == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
+        _one_error_line(p.returncode, err, message)

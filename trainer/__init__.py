@@ -3,5 +3,6 @@
 Modules: ``config`` (architecture), ``model`` / ``moe`` / ``dispatch`` / ``cuda_dispatch`` (the network),
 ``flops`` (parameter and FLOP accounting), ``data`` (corpus, tokenizer, token files), ``plan`` (isoFLOP
 designs), ``train`` (one resumable run), ``sweep`` (many runs -> runs.csv), ``__main__`` (command line).
-This package needs torch; the ``bayesmoe`` inference package never imports it.
+The network, data and training modules need torch; ``config`` and ``flops`` are pure Python (no torch,
+no numpy), so the ``bayesmoe`` inference package can reuse the accounting without importing torch.
 """

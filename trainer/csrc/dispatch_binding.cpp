@@ -1,59 +1,67 @@
 // torch bindings of the dispatch kernels (dispatch_kernels.h): checks, allocation, current stream.
-#include <torch/extension.h>
-#include <ATen/cuda/CUDAContext.h>
+// Narrow includes instead of <torch/extension.h> (which pulls in the whole C++ frontend): the tensor type,
+// the two factories used, the current CUDA stream (c10, so no cuBLAS/cuSPARSE headers are needed) and
+// torch's pybind11 type casters for at::Tensor.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include <vector>
 
 #include "dispatch_kernels.h"
 
 namespace {
 
-int dtype_code(const torch::Tensor& t) {
+int dtype_code(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kFloat32: return BMOE_F32;
-    case torch::kFloat16: return BMOE_F16;
-    case torch::kBFloat16: return BMOE_BF16;
+    case at::kFloat: return BMOE_F32;
+    case at::kHalf: return BMOE_F16;
+    case at::kBFloat16: return BMOE_BF16;
     default: TORCH_CHECK(false, "dispatch kernels support float32, float16 and bfloat16, got ", t.scalar_type());
   }
 }
 
-void check(const torch::Tensor& t, const char* name) {
+void check(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor");
   TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
 }
 
 void ok(cudaError_t err) { TORCH_CHECK(err == cudaSuccess, "dispatch kernel failed: ", cudaGetErrorString(err)); }
 
-cudaStream_t stream() { return at::cuda::getCurrentCUDAStream(); }
+cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream(); }
 
-torch::Tensor gather_rows(torch::Tensor src, torch::Tensor index) {
+at::Tensor gather_rows(at::Tensor src, at::Tensor index) {
   check(src, "src"); check(index, "index");
-  auto out = torch::empty({index.size(0), src.size(1)}, src.options());
+  auto out = at::empty({index.size(0), src.size(1)}, src.options());
   ok(bmoe_gather_rows(src.data_ptr(), index.data_ptr<int64_t>(), out.data_ptr(), index.size(0), src.size(1),
                       dtype_code(src), stream()));
   return out;
 }
 
-torch::Tensor sum_slots(torch::Tensor grad_sorted, torch::Tensor inverse, int64_t k) {
+at::Tensor sum_slots(at::Tensor grad_sorted, at::Tensor inverse, int64_t k) {
   check(grad_sorted, "grad_sorted"); check(inverse, "inverse");
-  auto gx = torch::empty({inverse.size(0) / k, grad_sorted.size(1)}, grad_sorted.options());
+  auto gx = at::empty({inverse.size(0) / k, grad_sorted.size(1)}, grad_sorted.options());
   ok(bmoe_sum_slots(grad_sorted.data_ptr(), inverse.data_ptr<int64_t>(), gx.data_ptr(), gx.size(0), k,
                     grad_sorted.size(1), dtype_code(grad_sorted), stream()));
   return gx;
 }
 
-torch::Tensor combine(torch::Tensor out_sorted, torch::Tensor weight, torch::Tensor inverse) {
+at::Tensor combine(at::Tensor out_sorted, at::Tensor weight, at::Tensor inverse) {
   check(out_sorted, "out_sorted"); check(weight, "weight"); check(inverse, "inverse");
   TORCH_CHECK(weight.scalar_type() == out_sorted.scalar_type(), "weight and out_sorted dtypes differ");
-  auto y = torch::empty({weight.size(0), out_sorted.size(1)}, out_sorted.options());
+  auto y = at::empty({weight.size(0), out_sorted.size(1)}, out_sorted.options());
   ok(bmoe_combine(out_sorted.data_ptr(), weight.data_ptr(), inverse.data_ptr<int64_t>(), y.data_ptr(),
                   weight.size(0), weight.size(1), out_sorted.size(1), dtype_code(out_sorted), stream()));
   return y;
 }
 
-std::vector<torch::Tensor> combine_backward(torch::Tensor grad_y, torch::Tensor out_sorted, torch::Tensor weight,
-                                            torch::Tensor inverse) {
+std::vector<at::Tensor> combine_backward(at::Tensor grad_y, at::Tensor out_sorted, at::Tensor weight,
+                                            at::Tensor inverse) {
   check(grad_y, "grad_y"); check(out_sorted, "out_sorted"); check(weight, "weight"); check(inverse, "inverse");
-  auto g_out = torch::empty_like(out_sorted);
-  auto g_w = torch::empty_like(weight);
+  auto g_out = at::empty_like(out_sorted);
+  auto g_w = at::empty_like(weight);
   ok(bmoe_combine_backward(grad_y.data_ptr(), out_sorted.data_ptr(), weight.data_ptr(), inverse.data_ptr<int64_t>(),
                            g_out.data_ptr(), g_w.data_ptr(), weight.size(0), weight.size(1), out_sorted.size(1),
                            dtype_code(out_sorted), stream()));
@@ -61,25 +69,25 @@ std::vector<torch::Tensor> combine_backward(torch::Tensor grad_y, torch::Tensor 
 }
 
 // c = grouped (a @ w[e]) per tile; transpose_w uses w[e]^T (w is [E, K, N] contiguous).
-torch::Tensor grouped_mm(torch::Tensor a, torch::Tensor w, torch::Tensor tile_expert, torch::Tensor tile_start,
-                         torch::Tensor tile_end, bool transpose_w) {
+at::Tensor grouped_mm(at::Tensor a, at::Tensor w, at::Tensor tile_expert, at::Tensor tile_start,
+                         at::Tensor tile_end, bool transpose_w) {
   check(a, "a"); check(w, "w"); check(tile_expert, "tile_expert"); check(tile_start, "tile_start");
   check(tile_end, "tile_end");
   TORCH_CHECK(a.scalar_type() == w.scalar_type(), "a and w dtypes differ");
   const int64_t kw = w.size(1), nw = w.size(2);
   const int64_t k_dim = transpose_w ? nw : kw, n_dim = transpose_w ? kw : nw;
   TORCH_CHECK(a.size(1) == k_dim, "a has ", a.size(1), " columns, expected ", k_dim);
-  auto c = torch::empty({a.size(0), n_dim}, a.options());
+  auto c = at::empty({a.size(0), n_dim}, a.options());
   ok(bmoe_grouped_gemm(a.data_ptr(), w.data_ptr(), c.data_ptr(), tile_expert.data_ptr<int32_t>(),
                        tile_start.data_ptr<int32_t>(), tile_end.data_ptr<int32_t>(), tile_expert.size(0), k_dim, n_dim,
                        kw * nw, transpose_w ? 1 : nw, transpose_w ? nw : 1, dtype_code(a), stream()));
   return c;
 }
 
-torch::Tensor grouped_wgrad(torch::Tensor a, torch::Tensor g, torch::Tensor offsets) {
+at::Tensor grouped_wgrad(at::Tensor a, at::Tensor g, at::Tensor offsets) {
   check(a, "a"); check(g, "g"); check(offsets, "offsets");
   const int64_t n_experts = offsets.size(0) - 1;
-  auto dw = torch::empty({n_experts, a.size(1), g.size(1)}, a.options());
+  auto dw = at::empty({n_experts, a.size(1), g.size(1)}, a.options());
   ok(bmoe_grouped_wgrad(a.data_ptr(), g.data_ptr(), offsets.data_ptr<int32_t>(), dw.data_ptr(), n_experts, a.size(1),
                         g.size(1), dtype_code(a), stream()));
   return dw;
