@@ -75,14 +75,15 @@ def fmt(value, digits: int = 4) -> str:
 
 
 def human(value: float, digits: int = 3) -> str:
-    """A count with a K / M / B / T suffix (``2.06e8`` -> ``206M``); small numbers to ``digits`` figures."""
+    """A count with a K / M / B / T suffix from 1e5 (``2.06e8`` -> ``206M``), whole below that from 100
+    (``1024``), else ``digits`` significant figures."""
     number = float(value)
     if number != number:
         return "-"
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e5, "K")):
         if abs(number) >= scale:
             return f"{number / scale:.{digits}g}{suffix}"
-    return f"{number:.{digits}g}"
+    return f"{number:.0f}" if abs(number) >= 100 else f"{number:.{digits}g}"
 
 
 def table(frame: pd.DataFrame, *, index: bool = True, raw: Iterable[str] = (), scroll: bool = False, digits: int = 4) -> str:

@@ -9,6 +9,7 @@ Section ids (anchors; a second fit's sections get ``-2``, a third's ``-3``, ...)
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -357,42 +358,73 @@ def decisions_section(view: FitView) -> Section:
     first = table_budgets[0]
     headline = {k: _interval(at.draws[k][:, 0]) for k in ("n_active", "tokens", "granularity", "n_experts") if k in at.draws and k in keep}
     view.facts["recommendation"] = (first, headline)
+    body_decision = _bayes_decision_table(posterior, table_budgets, at)
     body = ("<p>Recommended configurations: median and 90% interval <code>median [q05, q95]</code> of each optimal "
             "quantity (K, M, B, T: thousand, million, billion, trillion). Extrapolation beyond the fitted runs widens the intervals; trust the width, not only the median.</p>"
-            + table(recommended, index=True) + fig)
+            + table(recommended, index=True) + body_decision + fig)
     return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
+
+
+def _bayes_decision_table(posterior, budgets: np.ndarray, at) -> str:
+    """HTML of :func:`bayesmoe.recommend.recommend` per budget (empty when the law has no design space)."""
+    from ..recommend import recommend
+
+    try:
+        rows = recommend(posterior, budgets, result=at, epsilon=NEAR_OPTIMAL)
+    except BayesMoeError:
+        return ""
+    if not rows:
+        return ""
+    out = []
+    for row in rows:
+        if not row.get("feasible", True):
+            continue
+        bayes = row["bayes"]
+        size, choice = list(bayes)[:2]
+        snapped = row["snapped"].get("d_multiple_of_128", {})
+        near = "; ".join(f"{choice} {n[choice]:g}: {human(n[size]['lo'])} - {human(n[size]['hi'])}" for n in row["near_optimal"])
+        out.append({
+            "compute (FLOPs)": fmt(row["compute"], 3), size: human(bayes[size]), choice: fmt(bayes[choice]),
+            "P(near-optimal)": f"{bayes['p_near_optimal']:.0%}", "expected regret (nats)": f"{bayes['expected_regret']:.4f}",
+            f"{size} rounded to 128": f"{human(snapped.get(size, np.nan))} (P {snapped.get('p_near_optimal', np.nan):.0%})",
+            f"near-optimal {size} per {choice}": near or "-",
+        })
+    if not out:
+        return ""
+    return ("<h3>Bayes decision</h3><p>The single configuration with the least expected loss over the posterior, the "
+            f"probability that it is within {NEAR_OPTIMAL:.1%} of each draw's optimum, and the ranges whose expected regret "
+            "stays within that tolerance (from <code>bayesmoe.recommend</code>).</p>"
+            + table(pd.DataFrame(out).set_index("compute (FLOPs)")))
 
 
 # -- 7. comparison -------------------------------------------------------------------------------------
 
 def comparison_section(views: list[FitView]) -> tuple[Section, pd.DataFrame | None]:
-    """The LOO comparison section and its table (None when the fits saw different runs)."""
-    hashes = {v.fit.meta.get("data_hash") for v in views}
-    if len(hashes) > 1:
-        body = ('<p class="note">The fits saw different runs (their data hashes differ), so their LOO scores are not '
-                "comparable; refit the laws on the same runs table and selection to compare them.</p>")
+    """The LOO comparison section and its table (None when the fits cannot be compared)."""
+    try:
+        table_frame = compare_table(views)
+    except BayesMoeError as exc:
+        body = f'<p class="note">No comparison: {esc(exc)}.</p>'
         return Section("comparison", "7. Comparing the fits", body), None
-    table_frame = compare_table(views)
     best = table_frame.index[0]
     body = (f"<p>Ranked by expected log predictive density (PSIS-LOO; higher is better). <b>{esc(best)}</b> predicts "
             "left-out runs best. <code>elpd_diff</code> is the gap to the best with its standard error <code>dse</code>: "
             "a gap under about two <code>dse</code> is not a clear difference. Stacking weights say how to average the "
-            "fits' predictions.</p>" + table(table_frame))
+            "fits' predictions. Runs with Pareto k > 0.7 make a fit's LOO estimate unreliable.</p>" + table(table_frame))
     return Section("comparison", "7. Comparing the fits", body), table_frame
 
 
 def compare_table(views: list[FitView]) -> pd.DataFrame:
-    """LOO comparison with stacking weights: one row per fit, best first."""
-    labels = {v.label: v for v in views}
-    frame = arviz_io.compare({label: v.fit.idata for label, v in labels.items()})
-    out = pd.DataFrame({
-        "law": [labels[i].law.name for i in frame.index],
-        "elpd_loo": frame["elpd_loo"], "se": frame["se"], "elpd_diff": frame["elpd_diff"], "dse": frame["dse"],
-        "weight": frame["weight"], "p_loo": frame["p_loo"],
-        "pareto_k_max": [float(np.max(arviz_io.loo(labels[i].fit.idata).pareto_k)) for i in frame.index],
-    }, index=frame.index)
-    out.index.name = "fit"
-    return out
+    """:func:`bayesmoe.compare.compare` as a table, one row per fit (labelled as in the report), best first."""
+    from ..compare import compare
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # high Pareto k is reported in the table itself
+        rows = compare([v.fit for v in views])
+    labels = {(str(v.fit.path) if v.fit.path is not None else None): v.label for v in views}
+    frame = pd.DataFrame(rows)
+    frame["fit"] = [labels.get(f, f) for f in frame["fit"]]
+    return frame.set_index("fit")
 
 
 # -- at a glance ---------------------------------------------------------------------------------------
