@@ -7,9 +7,17 @@ Public API::
     fit.summary(); fit.predict(new_runs); fit.save("fit.nc")
     fit = bayesmoe.load_fit("fit.nc")
 """
+import os
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
+# Compiled samplers are cached on disk (a fit's programs depend only on the model and data shapes),
+# so a repeat fit skips XLA compilation. BAYESMOE_JAX_CACHE overrides the folder; "" turns it off.
+_CACHE = os.environ.get("BAYESMOE_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "bayesmoe", "jax"))
+if _CACHE and jax.config.jax_compilation_cache_dir is None:
+    jax.config.update("jax_compilation_cache_dir", _CACHE)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 from .errors import BayesMoeError  # noqa: E402
 from .fit import Fit, FitWarning, fit, load_fit  # noqa: E402
