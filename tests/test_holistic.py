@@ -146,9 +146,9 @@ def test_both_laws_read_the_trainers_runs_table():
 
 
 def test_fit_and_optimum_through_the_cli_recover_the_optima(tmp_path, capsys):
-    runs = simulate_runs("holistic", TRUTH, 0, noise=0.002, seed=5, design=design(np.random.default_rng(0), 25))
+    runs = simulate_runs("holistic", TRUTH, 0, noise=0.002, seed=5, design=design(np.random.default_rng(0), 15))
     runs.to_csv(tmp_path / "runs.csv", index=False)
-    settings = ["--chains", str(FAST["chains"]), "--warmup", str(FAST["warmup"]), "--draws", str(FAST["draws"])]
+    settings = ["--chains", str(FAST["chains"]), "--warmup", "300", "--draws", "300"]
     assert main(["fit", str(tmp_path / "runs.csv"), "--law", "holistic", "--out", str(tmp_path / "fit.nc"), "--seed", "1", *settings]) == 0
     capsys.readouterr()
     assert main(["optimum", str(tmp_path / "fit.nc"), "--compute", "1e19", "3e20", "--d-model", "1536", "8192",

@@ -55,6 +55,15 @@ from .base import Law, Param, column, logsumexp
 NEAR_OPTIMAL_TOLERANCE = float(np.log1p(1e-3))
 
 
+def _compute(frame, m: np.ndarray) -> np.ndarray:
+    """C per run: the ``compute`` column, else (or where empty) M x ``tokens`` (SPEC §1)."""
+    derived = m * column(frame, "tokens", "holistic")
+    if "compute" not in frame.columns:
+        return derived
+    given = frame["compute"].to_numpy(dtype=float)
+    return np.where(np.isnan(given), derived, given)
+
+
 def _covariates(frame):
     m = column(frame, "flops_per_token", "holistic")
     n_active = column(frame, "n_active", "holistic")
@@ -64,7 +73,7 @@ def _covariates(frame):
         raise BayesMoeError(f"runs table: flops_per_token <= 6 * n_active in rows {rows}; "
                             "law 'holistic' needs M with attention FLOPs included (M > 6 Na)")
     return {
-        "log_C": np.log(column(frame, "compute", "holistic")),
+        "log_C": np.log(_compute(frame, m)),
         "log_M": np.log(m),
         "u": u,
         "log_R": np.log(column(frame, "n_total", "holistic") / n_active),
