@@ -34,7 +34,7 @@ C_F, C_R = 6.0, 14.0
 K_ACT = 12.0 * 64.0**2  # N_act = K_ACT n^3
 K_F = K_ACT * C_F  # F = (K_F n^3 + K_R E G n^2) D
 K_R = 64.0 * C_R
-NEWTON_STEPS = 4  # from the router-free start: 2 steps reach 1e-7 in log n_blocks, 3 machine precision (1e18-1e26 FLOPs, G 1-256)
+NEWTON_STEPS = 3  # from the router-free start: 2 steps reach 1e-7 in log n_blocks, 3 machine precision (1e18-1e26 FLOPs, G 1-256)
 _THETA = ("a", "alpha", "b", "beta", "c", "g", "gamma")
 
 
