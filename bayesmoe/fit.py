@@ -25,6 +25,7 @@ import pandas as pd
 from . import arviz_io, identifiability
 from .errors import BayesMoeError
 from .inference import Settings, run_nuts
+from .laplace import laplace_idata
 from .laws import Law, get_law
 from .model import STUDENT_T_NU, ModelSpec, build_model, default_pooled
 from .priors import Prior, centred_priors, default_priors
@@ -33,6 +34,8 @@ from .runs import data_hash, load_runs, split_top_compute, validate_runs
 #: Diagnostic thresholds behind the warnings.
 RHAT_MAX = 1.01
 ESS_MIN_PER_CHAIN = 100
+#: inference methods: NUTS, or the Laplace approximation at the mode.
+METHODS = ("nuts", "laplace")
 
 
 class FitWarning(UserWarning):
@@ -65,13 +68,14 @@ def fit(
     prior: str | Mapping[str, Prior] | None = None,
     likelihood: str = "student_t",
     chains: int = 4,
-    warmup: int = 1000,
+    warmup: int = 500,
     draws: int = 1000,
     seed: int = 0,
     where: str | None = None,
     exclude_top_loss: int = 0,
     holdout_top_compute: int = 0,
     progress_bar: bool | None = None,
+    method: str = "nuts",
 ) -> "Fit":
     """Fit ``law`` to a runs table with NUTS.
 
@@ -84,6 +88,8 @@ def fit(
             centred on it, widths in :mod:`bayesmoe.priors`), or a dict of :class:`Prior` by parameter.
         likelihood: ``"student_t"`` (nu = 4) or ``"normal"``, on log loss.
         chains, warmup, draws, seed: NUTS settings; the same seed gives the same draws.
+        method: ``"nuts"`` (default) or ``"laplace"`` (fast approximation: Gaussian at the mode in the
+            unconstrained space, :mod:`bayesmoe.laplace`; ``warmup`` is unused).
         where: pandas query selecting runs; exclude_top_loss: drop the K highest-loss runs;
         holdout_top_compute: leave the K largest-compute runs out of the fit (kept in the file).
 
@@ -122,8 +128,10 @@ def fit(
         "group_index": jnp.asarray(_group_index(frame, group, groups)),
         "log_loss": jnp.asarray(np.log(frame["loss"].to_numpy(float))),
     }
+    if method not in METHODS:
+        raise BayesMoeError(f"--method must be one of {', '.join(METHODS)}, got '{method}'")
     start = time.perf_counter()
-    mcmc = run_nuts(build_model(spec), kwargs, settings)
+    mcmc = run_nuts(build_model(spec), kwargs, settings) if method == "nuts" else None
     wall = time.perf_counter() - start
 
     dims = {"log_loss": ["run"]}
@@ -132,7 +140,11 @@ def fit(
         dims[f"{p.latent}_z"] = ["group"]
         dims[f"{name}_group"] = ["group"]
     coords = {"run": frame["run_id"].tolist(), "group": list(groups)}
-    idata = arviz_io.from_mcmc(mcmc, dims=dims, coords=coords)
+    if mcmc is not None:
+        idata = arviz_io.from_mcmc(mcmc, dims=dims, coords=coords)
+    else:
+        idata = laplace_idata(build_model(spec), kwargs, settings, dims=dims, coords=coords)
+        wall = time.perf_counter() - start
     meta = {
         "law": law.name,
         "source": source,
@@ -145,6 +157,7 @@ def fit(
         "groups": list(groups),
         "pooled": list(pooled),
         "settings": settings.as_dict(),
+        "method": method,
         "selection": {"where": where, "exclude_top_loss": exclude_top_loss, "holdout_top_compute": holdout_top_compute},
         "n_runs": len(frame),
         "data_hash": data_hash(frame),

@@ -11,7 +11,7 @@ def add_arguments(parser):
     parser.add_argument("--group", metavar="COLUMN", help="pool the level terms across the groups in COLUMN")
     parser.add_argument("--pool", nargs="+", default=[], metavar="PARAM", help="also pool these parameters (with --group)")
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prior", metavar="SET", help="centre priors on a published set, e.g. chinchilla:besiroglu2024")
@@ -20,6 +20,8 @@ def add_arguments(parser):
     parser.add_argument("--holdout-top-compute", type=int, default=0, metavar="K",
                         help="leave the K largest-compute runs out of the fit and report how well they are predicted")
     parser.add_argument("--where", metavar="EXPR", help='keep only runs matching a pandas query, e.g. "top_k == 1"')
+    parser.add_argument("--method", choices=["nuts", "laplace"], default="nuts",
+                        help="nuts (default), or laplace: a fast Gaussian approximation at the mode, for interactive use")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
@@ -47,6 +49,7 @@ def run(args):
         where=args.where,
         exclude_top_loss=args.exclude_top_loss,
         holdout_top_compute=args.holdout_top_compute,
+        method=args.method,
     )
     result.save(out)
     print_summary(result, as_json=args.json)
