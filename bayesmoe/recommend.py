@@ -7,7 +7,7 @@ and each budget, from posterior draws theta_s:
   ``R_s(x) = L_s(x) - L*_s`` with ``L*_s`` the optimal loss of draw s. A configuration is *near-optimal*
   in draw s when ``R_s(x) <= epsilon * L*_s`` (``epsilon`` relative, default 0.005 = 0.5%).
 - **bayes**: the configuration with the least expected loss (the Bayes decision; grid search, then
-  golden-section refinement of d), with its expected regret and P(near-optimal).
+  golden-section refinement of d for every discrete choice), with its expected regret and P(near-optimal).
 - **near_optimal**: per discrete choice, the range of d whose *expected* regret is within epsilon of
   the expected optimal loss (``E[R(x)] <= epsilon E[L*]``).
 - **snapped**: the Bayes configuration with d rounded (down or up, whichever is better in expectation)
@@ -162,8 +162,12 @@ def recommend(
         ev.best = np.minimum(best, np.min(loss, axis=(1, 2)))
         regret = loss - ev.best[:, None, None]
         mean_regret = regret.mean(axis=0)  # (K, M)
-        k, m = np.unravel_index(np.argmin(mean_regret), mean_regret.shape)
-        d_bayes = ev.refine(d_grid[max(k - 1, 0)], d_grid[min(k + 1, grid - 1)], choices[m])
+        refined = []  # per choice: refine d around its best grid point (exact at a memory cap)
+        for j in np.flatnonzero(np.isfinite(mean_regret.min(axis=0))):
+            kj = int(np.argmin(mean_regret[:, j]))
+            d_j = ev.refine(d_grid[max(kj - 1, 0)], d_grid[min(kj + 1, grid - 1)], choices[j])
+            refined.append((ev.expected_loss(d_j, choices[j]), d_j, j))
+        _, d_bayes, m = min(refined)
         bayes = ev.score(d_bayes, choices[m])
         tolerance = epsilon * ev.best.mean()
         near = []
@@ -174,7 +178,7 @@ def recommend(
                              "expected_regret_min": float(mean_regret[inside, j].min())})
         snapped = {}
         for rule in HARDWARE_RULES:
-            options_scored = [ev.score(d, choices[m]) for d in dict.fromkeys(_snap(d_grid[k], rule))]
+            options_scored = [ev.score(d, choices[m]) for d in dict.fromkeys(_snap(d_bayes, rule))]
             snapped[rule] = min(options_scored, key=lambda s: s["expected_regret"])
         out.append({
             "compute": float(c), "epsilon": epsilon, "bayes": bayes, "near_optimal": near, "snapped": snapped,
