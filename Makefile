@@ -26,3 +26,18 @@ test-slow: $(STAMP)
 
 contract: $(STAMP)
 	. $(VENV)/bin/activate && python ../shared/check_contract.py
+
+# The trainer's default corpus (GCIDE dictionary text from Debian); only `make sweep` needs it.
+corpus:
+	@test -d /usr/share/dictd && ls /usr/share/dictd/gcide* >/dev/null 2>&1 || \
+		(apt-get install -y dict-gcide || sudo apt-get install -y dict-gcide)
+
+# The shipped CPU sweep (datasets/trainer_cpu_sweep.csv); resumes where it stopped when re-run.
+sweep: $(STAMP) corpus
+	$(PY) -m trainer sweep --budgets 1e10 3e10 1e11 3e11 1e12 --runs-per-budget 14 21 14 14 7 \
+		--out sweeps/cpu-v1 --device cpu --seed 0 --threads 1 --group trainer-cpu-v1
+
+bench: $(STAMP)
+	$(PY) benchmarks/fit_speed.py
+	$(PY) benchmarks/propagation.py
+	$(PY) benchmarks/dispatch.py
