@@ -6,6 +6,10 @@ Public API::
     fit = bayesmoe.fit(runs, law="joint", group="group")
     fit.summary(); fit.predict(new_runs); fit.save("fit.nc")
     fit = bayesmoe.load_fit("fit.nc")
+    bands = bayesmoe.optimum(fit, [1e21, 1e23])     # draws of the optimal configuration per budget
+    bayesmoe.recommend(fit, [1e21]); bayesmoe.compare([fit_a, fit_b]); bayesmoe.report(fit, "out/")
+    bayesmoe.design(fit, "candidates.csv", target="n_active", at_compute=1e21, select=3)
+    bayesmoe.datasets.load("clark2022_routing")
 """
 import os
 
@@ -25,4 +29,14 @@ from .laws import all_laws, get_law, law_names  # noqa: E402
 from .runs import load_runs  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["BayesMoeError", "Fit", "FitWarning", "fit", "load_fit", "load_runs", "get_law", "all_laws", "law_names"]
+#: Callable sub-modules, imported on first use (``bayesmoe.report(...)`` loads matplotlib only then).
+_LAZY = ("optimum", "recommend", "compare", "report", "design", "datasets", "holdout", "simulate")
+__all__ = ["BayesMoeError", "Fit", "FitWarning", "fit", "load_fit", "load_runs", "get_law", "all_laws", "law_names", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'bayesmoe' has no attribute '{name}'")

@@ -72,3 +72,8 @@ def _rows(fits: Sequence) -> list[dict]:
             warnings.warn(f"{label}: {int(np.sum(k > PARETO_K_WARN))} runs have Pareto k > {PARETO_K_WARN} "
                           f"(max {np.max(k):.2f}); its PSIS-LOO estimate is unreliable", UserWarning, stacklevel=2)
     return out
+
+
+from ._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "compare")

@@ -214,3 +214,8 @@ def _moe_vs_dense(space: Space, theta: dict, budgets: np.ndarray, prob: float, o
             "p_dense_cannot_match": float(np.mean(unmatched[:, b])),
         })
     return out
+
+
+from ._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "recommend")

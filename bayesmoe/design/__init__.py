@@ -256,3 +256,8 @@ def _greedy(frame, compute, y, mu, sigma, z_sorted, nu, base, first, sd0, band0,
             base = base + np.asarray(value.outcome_log_lik(y[:, j], mu[:, j], sigma, nu))
             scores = {k: np.asarray(v) for k, v in value.score_candidates(base, y, mu, sigma, z_sorted, nu).items()}
     return [str(frame["run_id"].iloc[j]) for j in picked], pd.DataFrame(rows)
+
+
+from .._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "design")

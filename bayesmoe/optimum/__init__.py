@@ -218,3 +218,8 @@ def mixture(results: Sequence[OptimumResult], weights: Sequence[float], *, draws
     mixed = {k: np.concatenate(v, axis=0) for k, v in pieces.items()}
     law = "+".join(dict.fromkeys(r.law for r in results))
     return OptimumResult(law, results[0].objective, results[0].compute, mixed, dict(results[0].options))
+
+
+from .._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "optimum")

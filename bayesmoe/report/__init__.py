@@ -87,3 +87,8 @@ def report(
 
 
 __all__ = ["report", "PAGE"]
+
+
+from .._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "report")
