@@ -37,6 +37,7 @@ import pandas as pd
 import bayesmoe
 from bayesmoe.design import design
 from bayesmoe.design.laplace import laplace_fit
+from bayesmoe.errors import BayesMoeError
 from bayesmoe.laws import get_law
 from bayesmoe.optimum import PointPosterior, optimum
 
@@ -101,7 +102,11 @@ def observe(truth: PointPosterior, frame: pd.DataFrame, rng) -> pd.DataFrame:
 
 
 def measure(scenario, runs, truth_value, seed) -> tuple[float, float]:
-    fit = laplace_fit(runs, scenario.law, draws=DRAWS, seed=seed, prior=scenario.coefficients)
+    """(90% band width / truth, |log(median / truth)|) of the target after a refit; NaN when the refit fails."""
+    try:
+        fit = laplace_fit(runs, scenario.law, draws=DRAWS, seed=seed, prior=scenario.coefficients)
+    except BayesMoeError:
+        return np.nan, np.nan
     draws = optimum(fit, [AT_COMPUTE]).draws[TARGET][:, 0]
     q05, q50, q95 = np.nanquantile(draws, [0.05, 0.5, 0.95])
     return (q95 - q05) / truth_value, abs(np.log(q50 / truth_value))
@@ -149,14 +154,21 @@ def run(laws, reps) -> pd.DataFrame:
     for name in laws:
         scenario = SCENARIOS[name]
         start = time.perf_counter()
-        results = [replicate(scenario, rep) for rep in range(reps)]
+        results, skipped, rep = [], 0, 0
+        while len(results) < reps and rep < 2 * reps:
+            try:
+                results.append(replicate(scenario, rep))
+            except BayesMoeError:  # the initial Laplace fit found no positive-definite mode
+                skipped += 1
+            rep += 1
         ratios = np.array([r["flops_ratio"] for r in results])
-        row = {"law": name, "reps": reps}
+        row = {"law": name, "reps": len(results), "skipped": skipped}
         for arm in ("initial", "design", "grid", "random"):
-            row[f"{arm}_band"] = float(np.median([r["arms"][arm][0] for r in results]))
-            row[f"{arm}_err"] = float(np.median([r["arms"][arm][1] for r in results]))
+            row[f"{arm}_band"] = float(np.nanmedian([r["arms"][arm][0] for r in results]))
+            row[f"{arm}_err"] = float(np.nanmedian([r["arms"][arm][1] for r in results]))
         row["flops_ratio_median"] = float(np.median(ratios))
         row["reached_share"] = float(np.isfinite(ratios).mean())
+        row["failed_refits"] = int(sum(np.isnan(r["arms"][a][0]) for r in results for a in r["arms"]))
         row["picks_mean"] = float(np.mean([r["n_picked"] for r in results]))
         row["design_seconds"] = float(np.mean([r["design_seconds"] for r in results]))
         row["wall_seconds"] = time.perf_counter() - start
@@ -173,15 +185,15 @@ def markdown(table: pd.DataFrame) -> str:
              "**grid** (3 runs at 1e20, D/N 5/20/80), **random** (pool runs until the FLOPs are spent). Band: 90% band "
              "width / truth (median over replications); err: |log(median / truth)| (median). FLOPs ratio: share of "
              "the extra FLOPs the design's picks (refit after each) need to match the grid's band (median; inf = not "
-             "reached with the same FLOPs). Laplace refits, priors centred on the published set, truth = published set "
+             "reached with the same FLOPs). Failed refits (no positive-definite mode) are left out of the medians; a replication whose initial fit fails is skipped and replaced. Laplace refits, priors centred on the published set, truth = published set "
              "perturbed per replication.", "",
              "| law | reps | band initial | band design | band grid | band random | err design | err grid | err random "
-             "| FLOPs ratio design/grid | reached | picks | design s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| FLOPs ratio design/grid | reached | picks | design s | failed refits | skipped reps |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         lines.append(f"| {r.law} | {r.reps} | {r.initial_band:.3f} | {r.design_band:.3f} | {r.grid_band:.3f} | {r.random_band:.3f} "
                      f"| {r.design_err:.3f} | {r.grid_err:.3f} | {r.random_err:.3f} | {r.flops_ratio_median:.2f} "
-                     f"| {r.reached_share:.0%} | {r.picks_mean:.1f} | {r.design_seconds:.1f} |")
+                     f"| {r.reached_share:.0%} | {r.picks_mean:.1f} | {r.design_seconds:.1f} | {r.failed_refits} | {r.skipped} |")
     return "\n".join(lines) + "\n"
 
 

@@ -35,7 +35,7 @@ from ..runs import data_hash, load_runs
 PAD = 16
 STARTS = 8
 START_JITTER = 1.0
-NEWTON_STEPS = 40
+NEWTON_STEPS = 60
 #: Newton step lengths tried at each polishing step (0 keeps the point: the potential never increases).
 STEP_SIZES = jnp.array([1.0, 0.5, 0.25, 0.1, 0.0])
 #: Smallest Hessian eigenvalue kept (flat directions get this curvature).
