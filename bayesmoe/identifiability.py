@@ -13,7 +13,8 @@ metadata (``meta["reduction"]``) and rebuilt by :func:`law_from_meta` when a fit
    proceeds, warns, and records which parameters only the prior identifies.
 2. **Shared dense runs** (``routing`` law with ``group``): the dense runs (E = 1) belong to every router,
    as in Clark et al. The fit samples :data:`bayesmoe.laws.routing.ANCHORED` (dense law a1, d1 shared;
-   b, c, E_start, E_max per router) and the dense rows join no group (their E-terms are exactly 0).
+   b, c pooled per router, and E_start, E_max too with ``pool=``) and the dense rows join no group
+   (their E-terms are exactly 0, so no router parameter touches them).
 """
 from __future__ import annotations
 

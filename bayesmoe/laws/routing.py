@@ -65,9 +65,9 @@ def _log_loss(t, x):
 _ROUTER = (
     Param("b", "linear", -0.1, 0.2, role="level", doc="log10 Ehat coefficient (negative: experts help)"),
     Param("c", "linear", 0.0, 0.05, role="level", doc="log10 N x log10 Ehat interaction"),
-    Param("E_start", "log", float(np.log(2.0)), 0.75, low=0.0, high=float(np.log(50.0)), role="level",
+    Param("E_start", "log", float(np.log(2.0)), 0.75, low=0.0, high=float(np.log(50.0)),
           doc="expert count where saturation starts (Ehat at E = 1)"),
-    Param("E_max", "log", float(np.log(300.0)), 1.0, low=float(np.log(50.0)), high=float(np.log(1e5)), role="level",
+    Param("E_max", "log", float(np.log(300.0)), 1.0, low=float(np.log(50.0)), high=float(np.log(1e5)),
           doc="expert count where the benefit saturates"),
 )
 
@@ -88,11 +88,11 @@ LAW = Law(
     covariates=_covariates,
     log_loss=_log_loss,
     notes="Logs base 10. Hierarchical fits (--group) use the dense-anchored form: a1 = a + c log10 E_start and "
-    "d1 = d + b log10 E_start are shared (the dense law), b, c, E_start, E_max are pooled per router, and runs "
-    "with n_experts = 1 belong to every router.",
+    "d1 = d + b log10 E_start are shared (the dense law), b and c are pooled per router (add --pool E_start E_max "
+    "to pool the saturation too), and runs with n_experts = 1 belong to every router.",
 )
 
-#: Eq. 1 in its dense-anchored parameters (a1, d1 shared; b, c, E_start, E_max per router): the law a
+#: Eq. 1 in its dense-anchored parameters (a1, d1 shared; b, c pooled per router by default): the law a
 #: hierarchical fit samples. Same mean function; ``bayesmoe.identifiability`` applies it.
 ANCHORED = Law(
     name="routing",
