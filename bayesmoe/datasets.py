@@ -38,6 +38,16 @@ DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo(
+            "trainer_cpu_sweep",
+            "70 small MoE and dense runs from bayesmoe's own trainer on CPU, isoFLOP curves at 1e10-1e12 FLOPs, "
+            "E 1-32, granularity 1-4, one shared-expert family",
+            "bayesmoe `python -m trainer sweep` (make sweep); provenance in trainer_cpu_sweep.md",
+            "Apache-2.0 (made by this project)",
+            70,
+            "group = trainer-cpu-v1 (one sweep)",
+            "granularity, joint, chinchilla, five_factor, holistic",
+        ),
+        DatasetInfo(
             "clark2022_routing",
             "223 routed and dense LM runs, 15M-1.3B dense parameters, 1-512 experts, routers S-Base/RL-R/Hash",
             "Clark et al. 2022, Unified Scaling Laws for Routed Language Models, arXiv 2202.01169; "
