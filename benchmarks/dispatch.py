@@ -10,9 +10,10 @@ available) vs dense, in bf16, with MFU.
 FLOP convention (MFU): 6 x tokens x active FFN matmul parameters (3 d d_ff) per step, i.e. forward and
 backward of the expert matmuls only (router, permutation and elementwise work excluded), divided by the
 step time and the GPU's dense bf16 peak (``--peak-tflops``). Times are medians of ``--repeats`` timed steps
-after warm-up; ratios are to the loop (CPU) or dense (GPU) measured in the same run.
+after warm-up; ratios are to the loop (CPU) or dense (GPU) measured in the same run, paired: the median over
+repeats of (baseline step time / step time) within one repeat, which cancels load changes slower than a repeat.
 
-Usage: python benchmarks/dispatch.py [--tokens 2048] [--d-model 64] [--repeats 7] [--threads 1]
+Usage: python benchmarks/dispatch.py [--tokens 2048] [--d-model 64] [--repeats 15] [--threads 1]
 """
 from __future__ import annotations
 
@@ -35,20 +36,22 @@ def routing(t: int, e: int, k: int, skewed: bool, gen: torch.Generator, device: 
 
 
 def time_steps(fns: dict, params: list, repeats: int, sync) -> dict:
-    """Median seconds of one forward + backward of each ``fns[name]()``; the implementations are timed in
-    turn within every repeat, so load changes on a shared machine hit all of them alike."""
+    """Seconds of one forward + backward of each ``fns[name]()``, one list per name (``repeats`` timed steps
+    after 2 warm-up rounds). The implementations are timed in turn within every repeat, in alternating order
+    (forward, then reversed), so load changes on a shared machine and cache warmth hit all of them alike."""
     times = {name: [] for name in fns}
+    names = list(fns)
     for i in range(repeats + 2):
-        for name, fn in fns.items():
+        for name in (names if i % 2 == 0 else names[::-1]):
             for p in params:
                 p.grad = None
             sync()
             t0 = time.perf_counter()
-            fn().sum().backward()
+            fns[name]().sum().backward()
             sync()
             if i >= 2:
                 times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(v) for name, v in times.items()}
+    return times
 
 
 def grouped_mm_dispatch(x, idx, weight, w_in, w_out):
@@ -82,11 +85,13 @@ def bench(device: str, dtype, impls: dict, t: int, d: int, d_ff: int, experts, g
                 w = w.to(dtype)
                 fns = {name: (lambda: swiglu(x @ dense_in) @ dense_out) if name == "dense"
                        else (lambda fn=fn: fn(x, idx, w, w_in, w_out)) for name, fn in impls.items()}
-                res = time_steps(fns, [x, w_in, w_out, dense_in, dense_out], repeats, sync)
+                times = time_steps(fns, [x, w_in, w_out, dense_in, dense_out], repeats, sync)
+                res = {name: statistics.median(v) for name, v in times.items()}
                 row = {"E": e, "G": g, "routing": "skewed" if skewed else "uniform"}
                 for name, sec in res.items():
                     row[f"{name} tok/s"] = t / sec
-                    row[f"{name} / {baseline}"] = res[baseline] / sec
+                    # paired ratio: median over repeats of (baseline time / this time) within the same repeat
+                    row[f"{name} / {baseline}"] = statistics.median(b / s for b, s in zip(times[baseline], times[name]))
                 if peak:
                     for name, sec in res.items():
                         row[f"{name} MFU"] = 6 * t * 3 * d * d_ff / sec / peak
@@ -111,7 +116,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=2048)
     ap.add_argument("--d-model", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--gpu-tokens", type=int, default=16384)
     ap.add_argument("--gpu-d-model", type=int, default=1024)

@@ -13,9 +13,8 @@ from trainer.moe import MoE  # noqa: E402
 def _inputs(t=37, d=8, h=6, e=5, k=2, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(t, d, generator=g, dtype=dtype, requires_grad=True)
-    idx = torch.stack([torch.randperm(e, generator=g)[:k] for _ in range(t)])
-    idx[idx == e - 1] = 0          # expert e-1 gets no tokens: empty groups must work
-    idx[:, 1:] = torch.where(idx[:, 1:] == idx[:, :1], (idx[:, :1] + 1) % (e - 1), idx[:, 1:])
+    # k distinct experts per token (as top-k routing gives); expert e-1 gets no tokens: empty groups must work
+    idx = torch.stack([torch.randperm(e - 1, generator=g)[:k] for _ in range(t)])
     w = torch.rand(t, k, generator=g, dtype=dtype, requires_grad=True)
     w_in = torch.randn(e, d, 2 * h, generator=g, dtype=dtype, requires_grad=True)
     w_out = torch.randn(e, h, d, generator=g, dtype=dtype, requires_grad=True)
@@ -142,15 +141,37 @@ def _autograd_sorted(x, idx, w, w_in, w_out):
     return out.view(t, k, -1).sum(dim=1) if k > 1 else out
 
 
-@pytest.mark.parametrize("t, d, h, e, k", [(300, 16, 24, 8, 1), (257, 32, 43, 16, 2), (333, 48, 40, 4, 3)])
-def test_sorted_dispatch_bitwise_equals_autograd_composition(t, d, h, e, k):
-    """Outputs and every gradient are bitwise equal (float32) to the unfused composition: a resumed sweep run
-    gives the same numbers whichever version trained its first part."""
+def _value_and_grads(fn, x, idx, w, w_in, w_out, gy):
+    y = fn(x, idx, w, w_in, w_out)
+    return [y, *torch.autograd.grad(y, (x, w, w_in, w_out), gy)]
+
+
+@pytest.mark.parametrize("t, d, h, e, k", [(300, 16, 24, 8, 1), (257, 32, 43, 16, 2)])
+def test_sorted_dispatch_bitwise_equals_autograd_composition_for_k_up_to_2(t, d, h, e, k):
+    """For k <= 2 the scatter-add combine (expert order) gives the same float32 sums as the previous
+    composition's slot-order sum (addition is commutative), so outputs and every gradient are bitwise equal:
+    sweep runs with top_k <= 2 resume identically across the change. (For k >= 3 the summation order over
+    k differs: see the next test.)"""
     x, idx, w, w_in, w_out = _inputs(t=t, d=d, h=h, e=e, k=k, dtype=torch.float32)
     gy = torch.randn(t, d, generator=torch.Generator().manual_seed(1))
-    res = []
-    for fn in (sorted_dispatch, _autograd_sorted):
-        y = fn(x, idx, w, w_in, w_out)
-        res.append([y, *torch.autograd.grad(y, (x, w, w_in, w_out), gy)])
+    res = [_value_and_grads(fn, x, idx, w, w_in, w_out, gy) for fn in (sorted_dispatch, _autograd_sorted)]
     for a, b, name in zip(*res, ("y", "x", "weight", "w_in", "w_out")):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("t, d, h, e, k", [(300, 16, 24, 8, 1), (257, 32, 43, 16, 2), (333, 48, 40, 4, 3),
+                                           (160, 16, 12, 9, 8), (120, 8, 6, 12, 5)])
+def test_sorted_dispatch_float32_is_deterministic_and_matches_brute_force(t, d, h, e, k):
+    """float32 outputs and every gradient are bitwise identical across repeated calls and equal, within
+    float32 rounding, to the per-token brute force evaluated in float64."""
+    x, idx, w, w_in, w_out = _inputs(t=t, d=d, h=h, e=e, k=k, dtype=torch.float32)
+    gy = torch.randn(t, d, generator=torch.Generator().manual_seed(1))
+    first = _value_and_grads(sorted_dispatch, x, idx, w, w_in, w_out, gy)
+    again = _value_and_grads(sorted_dispatch, x, idx, w, w_in, w_out, gy)
+    for a, b, name in zip(first, again, ("y", "x", "weight", "w_in", "w_out")):
+        assert torch.equal(a, b), name
+    assert (idx.sort(dim=1).values.diff(dim=1) != 0).all()    # distinct experts per token
+    x64, w64, w_in64, w_out64 = (v.detach().double().requires_grad_() for v in (x, w, w_in, w_out))
+    ref = [r.detach() for r in _value_and_grads(_brute, x64, idx, w64, w_in64, w_out64, gy.double())]
+    for a, r, name in zip(first, ref, ("y", "x", "weight", "w_in", "w_out")):
+        torch.testing.assert_close(a.double(), r, rtol=1e-5, atol=1e-5 * r.abs().max().item(), msg=name)

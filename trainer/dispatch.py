@@ -35,87 +35,84 @@ def sort_by_expert(idx: torch.Tensor, n_experts: int) -> tuple[torch.Tensor, tor
 class _SortedExperts(torch.autograd.Function):
     """The whole sorted dispatch as one autograd node with a hand-written backward.
 
-    Each expert's rows are carried through its whole FFN while they are in cache: gather its slot rows
-    (``index_select`` into its block of the sorted [T*k, d] buffer), ``x_e W_in``, SwiGLU, ``h_e W_out``
-    and the gate weight (matmuls and products written straight into preallocated buffers with ``out=``: no
-    concatenation); one gather through ``inverse`` puts the rows back in slot order and each token's k
-    slots are summed in slot order. The backward runs per expert too: the output gradient is gathered from
-    each row's token, then the same matmuls autograd would issue (``grad W^T`` and ``A^T grad``, weight
-    gradients written into their [E, ., .] slots) and SwiGLU's backward; one gather through ``inverse``
-    brings the k slot gradients of x to slot order and they are summed per token. Nothing uses atomics or scatter-add
-    (deterministic), and every value is computed by the same kernels on the same operands as the plain
-    autograd composition (gather, per-expert matmuls, SwiGLU, un-permute, weight, sum over k), so outputs
-    and gradients are bitwise equal to it.
+    Each expert's rows are carried through its whole FFN while they are in cache: gather its tokens
+    (``index_select``), ``x_e W_in``, SwiGLU, ``h_e W_out``, the gate weight, and a scatter-add
+    (``index_add_``) of the weighted rows straight into the [T, d] output: no [T*k, d] un-permute and no sum
+    over k. The backward runs per expert too: the output gradient is gathered from each row's token, then
+    the same matmuls autograd would issue (``grad W^T`` and ``A^T grad``, weight gradients written into
+    their [E, ., .] slots) and SwiGLU's backward, and the x gradient rows are scatter-added into [T, d].
+    Each expert's intermediates are separate tensors (no [T*k, .] buffers), released as soon as the backward
+    has used them.
+
+    Deterministic (bitwise equal across calls, on CPU and CUDA): a token occurs at most once among an
+    expert's rows, so every ``index_add_`` call writes distinct rows, and the calls run in expert order:
+    each token's k contributions are summed in ascending expert order (accumulated in float32 for
+    lower-precision inputs). For k <= 2 this equals the slot-order sum bitwise; for k >= 3 it differs from
+    it by rounding only.
     """
 
     @staticmethod
     def forward(ctx, x, weight, w_in, w_out, order, inverse, sizes, k):
-        n, d = order.numel(), x.shape[-1]
-        src = order // k                                   # token of each sorted row
-        wsort = weight.reshape(-1, 1).to(x.dtype).index_select(0, order)
+        src = (order // k).split(sizes)                    # token of each sorted row, per expert
+        wsort = weight.reshape(-1, 1).to(x.dtype).index_select(0, order).split(sizes)
         w_ins, w_outs = w_in.unbind(0), w_out.unbind(0)
-        xs = x.new_empty(n, d)
-        a = x.new_empty(n, w_in.shape[-1])
-        hidden = x.new_empty(n, w_out.shape[-2])
-        out = x.new_empty(n, w_out.shape[-1])
-        weighted = x.new_empty(n, out.shape[-1])
-        parts = [p.split(sizes) for p in (src, wsort, xs, a, hidden, out, weighted)]
+        acc = torch.promote_types(x.dtype, torch.float32)
+        y = x.new_zeros(x.shape[0], w_out.shape[-1], dtype=acc)
         experts = [e for e, m in enumerate(sizes) if m]
+        keep = any(ctx.needs_input_grad[:4])
+        saved = {}
         for e in experts:
-            tok, w_e, xs_e, a_e, h_e, o_e, ow_e = (p[e] for p in parts)
-            torch.index_select(x, 0, tok, out=xs_e)
-            torch.mm(xs_e, w_ins[e], out=a_e)
+            tok = src[e]
+            xs_e = x.index_select(0, tok)
+            a_e = torch.mm(xs_e, w_ins[e])
             gate, up = a_e.chunk(2, dim=-1)
-            torch.mul(F.silu(gate), up, out=h_e)
-            torch.mm(h_e, w_outs[e], out=o_e)
-            torch.mul(o_e, w_e, out=ow_e)
-        y = weighted.index_select(0, inverse)              # back to slot order (a gather, not a scatter)
-        if k > 1:
-            y = y.view(-1, k, y.shape[-1]).sum(dim=1)
-        ctx.save_for_backward(xs, a, hidden, out, wsort, w_in, w_out, src, order, inverse)
+            s_e = F.silu(gate)
+            h_e = s_e * up
+            o_e = torch.mm(h_e, w_outs[e])
+            y.index_add_(0, tok, (o_e * wsort[e]).to(acc))
+            if keep:
+                saved[e] = (xs_e, a_e, s_e, h_e, o_e)
+        ctx.save_for_backward(w_in, w_out, inverse)
+        ctx.saved, ctx.src, ctx.wsort = saved, src, wsort   # intermediates: freed expert by expert in backward
         ctx.sizes, ctx.k, ctx.experts, ctx.weight_dtype = sizes, k, experts, weight.dtype
-        return y
+        return y.to(x.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y):
-        xs, a, hidden, out, wsort, w_in, w_out, src, order, inverse = ctx.saved_tensors
-        sizes, k, experts = ctx.sizes, ctx.k, ctx.experts
+        w_in, w_out, inverse = ctx.saved_tensors
+        sizes, k, experts, saved, src, wsort = ctx.sizes, ctx.k, ctx.experts, ctx.saved, ctx.src, ctx.wsort
         need_x, need_w, need_in, need_out = ctx.needs_input_grad[:4]
-        n, d = xs.shape
         w_ins, w_outs = w_in.unbind(0), w_out.unbind(0)
         alloc = torch.zeros if len(experts) < len(sizes) else torch.empty   # experts without rows: zero grads
         g_w_in = alloc(w_in.shape, dtype=w_in.dtype, device=w_in.device) if need_in else None
         g_w_out = alloc(w_out.shape, dtype=w_out.dtype, device=w_out.device) if need_out else None
-        g_wsort = xs.new_empty(n, 1) if need_w else None   # weight gradient of each sorted row
-        g_xs = xs.new_empty(n, d) if need_x else None      # x gradient of each sorted row
-        g_a = a.new_empty(max(sizes), a.shape[-1])         # scratch: SwiGLU input gradient of one expert
-        h = a.shape[-1] // 2
-        parts = [p.split(sizes) if p is not None else None
-                 for p in (src, wsort, xs, a, hidden, out, g_wsort, g_xs)]
+        g_wsort = grad_y.new_empty(inverse.numel(), 1) if need_w else None   # weight gradient of each sorted row
+        g_ws = g_wsort.split(sizes) if need_w else None
+        acc = torch.promote_types(grad_y.dtype, torch.float32)
+        grad_x = grad_y.new_zeros(grad_y.shape, dtype=acc) if need_x else None
+        h = w_in.shape[-1] // 2
         for e in experts:
-            tok, w_e, xs_e, a_e, h_e, o_e, gw_e, gx_e = (p[e] if p is not None else None for p in parts)
+            xs_e, a_e, s_e, h_e, o_e = saved.pop(e)
+            tok = src[e]
             g_rows = grad_y.index_select(0, tok)           # dL/d(weighted row)
             if need_w:
-                torch.sum(g_rows * o_e, -1, keepdim=True, out=gw_e)
-            g_o = g_rows.mul_(w_e)
+                torch.sum(g_rows * o_e, -1, keepdim=True, out=g_ws[e])
+            g_o = g_rows.mul_(wsort[e])
             if need_out:
                 torch.mm(h_e.t(), g_o, out=g_w_out[e])
             g_h = g_o.mm(w_outs[e].t())
             gate, up = a_e.chunk(2, dim=-1)
-            g_a_e = g_a[:sizes[e]]
-            torch.ops.aten.silu_backward.grad_input(g_h * up, gate, grad_input=g_a_e[:, :h])
-            torch.mul(g_h, F.silu(gate), out=g_a_e[:, h:])
+            g_a = torch.empty_like(a_e)                    # SwiGLU input gradient: [gate | up]
+            torch.ops.aten.silu_backward.grad_input(g_h * up, gate, grad_input=g_a[:, :h])
+            torch.mul(g_h, s_e, out=g_a[:, h:])
             if need_in:
-                torch.mm(xs_e.t(), g_a_e, out=g_w_in[e])
+                torch.mm(xs_e.t(), g_a, out=g_w_in[e])
             if need_x:
-                torch.mm(g_a_e, w_ins[e].t(), out=gx_e)
-        grad_x = grad_weight = None
+                grad_x.index_add_(0, tok, g_a.mm(w_ins[e].t()).to(acc))
         if need_x:
-            grad_x = g_xs.index_select(0, inverse)         # slot order: each token's k slot gradients
-            grad_x = grad_x.view(-1, k, d).sum(dim=1) if k > 1 else grad_x
-        if need_w:
-            grad_weight = g_wsort.index_select(0, inverse).to(ctx.weight_dtype).view(-1, k)
+            grad_x = grad_x.to(grad_y.dtype)
+        grad_weight = g_wsort.index_select(0, inverse).to(ctx.weight_dtype).view(-1, k) if need_w else None
         return grad_x, grad_weight, g_w_in, g_w_out, None, None, None, None
 
 
@@ -123,8 +120,8 @@ def sorted_dispatch(x: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor, w_
                     w_out: torch.Tensor) -> torch.Tensor:
     """Reference: sort slots by expert, one matmul pair per expert on contiguous rows, weighted combine.
 
-    Deterministic: permutations are gathers in both directions and the combine sums each token's k slots
-    in slot order; nothing uses atomics or scatter-add (see ``_SortedExperts``).
+    Deterministic: gathers, and per-expert scatter-adds whose rows are distinct within each call, run in
+    expert order (see ``_SortedExperts``).
     """
     t, k = idx.shape
     order, inverse, counts = sort_by_expert(idx, w_in.shape[0])
