@@ -52,7 +52,8 @@ def run_demo(out: str | Path = "reports", *, draws: int = 1000, warmup: int = 50
     from .cli.main import main
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    for folder in (out / "demo", out / "clark2022"):
+        folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for number, (title, argv) in enumerate(steps(out, draws, warmup), 1):
         print(f"\n== {number}. {title}\n$ bayesmoe {shlex.join(argv)}", flush=True)

@@ -107,9 +107,14 @@ def constant_columns(law: Law, frame: pd.DataFrame) -> dict[str, float]:
         if name not in frame.columns:
             continue
         values = frame[name].to_numpy(dtype=float)
-        values = values[np.isfinite(values) & (values > 0)]
-        if len(values) and values.max() / values.min() < 1 + CONSTANT_SPREAD:
-            out[name] = float(np.exp(np.mean(np.log(values))))
+        values = values[np.isfinite(values)]
+        if not len(values):
+            continue
+        if values.min() > 0:
+            if values.max() / values.min() < 1 + CONSTANT_SPREAD:
+                out[name] = float(np.exp(np.mean(np.log(values))))
+        elif values.max() == values.min():  # e.g. shared_ratio all 0: constant only if exactly equal
+            out[name] = float(values[0])
     return out
 
 

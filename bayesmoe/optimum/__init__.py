@@ -181,6 +181,12 @@ def optimum(
     budgets = np.atleast_1d(np.asarray(compute, dtype=float))
     if budgets.ndim != 1 or not np.all(np.isfinite(budgets)) or np.any(budgets <= 0):
         raise BayesMoeError(f"--compute budgets must be positive numbers of FLOPs, got {list(np.ravel(compute))}")
+    constant = (getattr(posterior, "meta", {}).get("reduction") or {}).get("constant")
+    if constant:
+        raise BayesMoeError(
+            f"this {posterior.law.name} fit was reduced because the runs hold {', '.join(constant)} constant, so the optimum "
+            "(which trades those quantities off) is not identified; fit runs in which they vary, or use --prior SET"
+        )
     theta = posterior.draws(group)
     draws = optimizer_for(posterior.law)(theta, budgets, objective=objective, **options)
     draws = {k: np.asarray(v, dtype=float).reshape(len(next(iter(theta.values()))), len(budgets)) for k, v in draws.items()}
