@@ -26,16 +26,28 @@ def add_arguments(parser):
 
 
 def run(args):
+    import warnings
     from pathlib import Path
 
     from ..errors import BayesMoeError
-    from ..fit import fit
+    from ..fit import FitWarning
     from .summary import print_summary
 
     out = Path(args.out)
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise BayesMoeError(f"--out '{out}': folder '{out.parent}' does not exist")
-    result = fit(
+    with warnings.catch_warnings():  # the summary below prints the diagnostic warnings once
+        warnings.simplefilter("ignore", FitWarning)
+        result = _fit(args)
+    result.save(out)
+    print_summary(result, as_json=args.json)
+    return 0
+
+
+def _fit(args):
+    from ..fit import fit
+
+    return fit(
         args.runs,
         args.law,
         group=args.group,
@@ -51,6 +63,3 @@ def run(args):
         holdout_top_compute=args.holdout_top_compute,
         method=args.method,
     )
-    result.save(out)
-    print_summary(result, as_json=args.json)
-    return 0
