@@ -127,6 +127,7 @@ def design(rng, n):
     })
 
 
+@pytest.mark.slow  # an MCMC fit of 1-2 minutes on 2 cores: run with `make test-slow`
 def test_recovers_the_optima_from_simulated_runs():
     runs = simulate_runs("five_factor", PUBLISHED, 0, noise=0.005, seed=5, design=design(np.random.default_rng(0), 120))
     fit = bayesmoe.fit(runs, "five_factor", seed=1, **{**FAST, "warmup": 300, "draws": 300})

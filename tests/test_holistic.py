@@ -145,6 +145,7 @@ def test_both_laws_read_the_trainers_runs_table():
         assert all(np.all(np.isfinite(v)) for v in x.values())
 
 
+@pytest.mark.slow  # an MCMC fit of 1-2 minutes on 2 cores: run with `make test-slow`
 def test_fit_and_optimum_through_the_cli_recover_the_optima(tmp_path, capsys):
     runs = simulate_runs("holistic", TRUTH, 0, noise=0.002, seed=5, design=design(np.random.default_rng(0), 15))
     runs.to_csv(tmp_path / "runs.csv", index=False)

@@ -70,6 +70,7 @@ def test_routing_with_groups_shares_the_dense_rows():
     assert law.name == "routing" and law.param_names[0] == "a" and record is None
 
 
+@pytest.mark.slow  # an MCMC fit of 1-2 minutes on 2 cores: run with `make test-slow`
 def test_joint_fits_clark_through_the_reduced_law_and_reloads(tmp_path):
     runs = load("clark2022_routing")
     where = "clark_notebook_subset and group in ['Dense', 'S-Base']"  # 58 runs

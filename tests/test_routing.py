@@ -102,11 +102,12 @@ def _simulate(seed=0):
     return frame, truth, routers
 
 
+@pytest.mark.slow  # an MCMC fit of 1-2 minutes on 2 cores: run with `make test-slow`
 def test_pooled_fit_recovers_router_terms_and_shares_the_dense_law(tmp_path):
     frame, truth, routers = _simulate()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bayesmoe.fit(frame, "routing", group="group", chains=2, warmup=300, draws=300, seed=0, progress_bar=False)
+        fit = bayesmoe.fit(frame, "routing", group="group", chains=4, warmup=500, draws=1000, seed=0, progress_bar=False)
     assert fit.groups == ("A", "B", "C")  # the dense rows join no router group
     assert fit.meta["reduction"]["shared_dense"] is True
     assert fit.law.param_names == ("a1", "b", "c", "d1", "E_start", "E_max")
