@@ -4,8 +4,8 @@
 >>> ds.list_datasets()                  # name -> DatasetInfo(title, source, licence, n_runs, ...)
 >>> runs = ds.load("clark2022_routing") # validated SPEC §1 runs table (pandas DataFrame)
 
-Shipped: ``clark2022_routing`` (Clark et al. 2022, CC-BY 4.0) and ``gadre2024_overtraining``
-(Gadre et al. 2024, MIT). Each CSV comes with ``<name>.md`` holding the attribution or licence notice.
+Shipped: ``clark2022_routing`` (Clark et al. 2022, CC-BY 4.0), ``gadre2024_overtraining``
+(Gadre et al. 2024, MIT) and ``trainer_cpu_sweep`` (this project's own CPU sweep). Each CSV comes with ``<name>.md`` holding the attribution or licence notice.
 Names may be spelled with ``-`` instead of ``_``. Every command that reads a runs table accepts
 ``dataset:NAME`` in place of a file, e.g. ``bayesmoe fit dataset:clark2022_routing --law routing ...``. The Epoch AI Chinchilla extraction has no licence and
 is not shipped: read it in place with :func:`bayesmoe.load_runs`.

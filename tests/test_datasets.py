@@ -51,7 +51,9 @@ def test_licences_ship_with_the_data():
     assert "CC-BY 4.0" in clark and "DeepMind" in clark and "2202.01169" in clark
     gadre = datasets.attribution("gadre2024_overtraining")
     assert "MIT License" in gadre and "Copyright (c) 2024 mlfoundations" in gadre
-    assert set(datasets.list_datasets()) == {"clark2022_routing", "gadre2024_overtraining"}
+    own = datasets.attribution("trainer_cpu_sweep")
+    assert "python -m trainer sweep" in own and "Hardware" in own
+    assert set(datasets.list_datasets()) == {"clark2022_routing", "gadre2024_overtraining", "trainer_cpu_sweep"}
 
 
 def test_unknown_dataset_is_a_clean_error():
