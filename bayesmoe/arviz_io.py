@@ -198,14 +198,21 @@ def plot_prior_posterior(posterior: np.ndarray, prior: np.ndarray, ax, *, label:
     ax.set_title(label)
 
 
-def from_draws(posterior: dict[str, np.ndarray], *, dims: dict | None = None, coords: dict | None = None) -> az.InferenceData:
+def from_draws(
+    posterior: dict[str, np.ndarray],
+    *,
+    dims: dict | None = None,
+    coords: dict | None = None,
+    log_likelihood: dict[str, np.ndarray] | None = None,
+    observed_data: dict[str, np.ndarray] | None = None,
+) -> az.InferenceData:
     """InferenceData from arrays of shape (chain, draw, ...) that were not made by MCMC (e.g. a Laplace
-    approximation); ``sample_stats`` records no divergences."""
+    approximation); ``sample_stats`` records no divergences. ``log_likelihood`` arrays are (chain, draw, n)."""
     chains, draws = next(iter(posterior.values())).shape[:2]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return az.from_dict(posterior=posterior, sample_stats={"diverging": np.zeros((chains, draws), dtype=bool)},
-                            dims=dims, coords=coords)
+                            log_likelihood=log_likelihood, observed_data=observed_data, dims=dims, coords=coords)
 
 
 def psislw(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,13 +11,12 @@ the unconstrained space; intervals of skewed or bounded parameters can be off (s
 """
 from __future__ import annotations
 
-import warnings
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import log_likelihood
 
+from . import arviz_io
 from .errors import BayesMoeError
 from .inference import Mode, Settings, find_map
 
@@ -37,19 +36,14 @@ def laplace_draws(model, model_kwargs: dict, settings: Settings, mode: Mode | No
 
 def laplace_idata(model, model_kwargs: dict, settings: Settings, *, dims: dict, coords: dict):
     """InferenceData shaped like a NUTS fit's: posterior, sample_stats, log_likelihood, observed_data."""
-    import arviz as az
-
     draws = laplace_draws(model, model_kwargs, settings)
     flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}
     loglik = log_likelihood(model, flat, **model_kwargs)
     shape = (settings.chains, settings.draws)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return az.from_dict(
-            posterior=draws,
-            sample_stats={"diverging": np.zeros(shape, dtype=bool)},
-            log_likelihood={k: np.asarray(v).reshape(*shape, *v.shape[1:]) for k, v in loglik.items()},
-            observed_data={"log_loss": np.asarray(model_kwargs["log_loss"])},
-            dims=dims,
-            coords=coords,
-        )
+    return arviz_io.from_draws(
+        draws,
+        log_likelihood={k: np.asarray(v).reshape(*shape, *v.shape[1:]) for k, v in loglik.items()},
+        observed_data={"log_loss": np.asarray(model_kwargs["log_loss"])},
+        dims=dims,
+        coords=coords,
+    )
