@@ -34,7 +34,7 @@ corpus:
 
 # The shipped CPU sweep (datasets/trainer_cpu_sweep.csv); resumes where it stopped when re-run.
 sweep: $(STAMP) corpus
-	$(PY) -m trainer sweep --budgets 1e10 3e10 1e11 3e11 1e12 --runs-per-budget 14 21 14 14 7 \
+	$(PY) -m trainer sweep --budgets 1e10 3e10 1e11 3e11 1e12 3e12 1e13 --runs-per-budget 14 21 14 14 7 7 4 \
 		--out sweeps/cpu-v1 --device cpu --seed 0 --threads 1 --group trainer-cpu-v1
 
 bench: $(STAMP)

@@ -57,8 +57,10 @@ def run_demo(out: str | Path = "reports", *, draws: int = 1000, warmup: int = 50
     start = time.perf_counter()
     for number, (title, argv) in enumerate(steps(out, draws, warmup), 1):
         print(f"\n== {number}. {title}\n$ bayesmoe {shlex.join(argv)}", flush=True)
+        step_start = time.perf_counter()
         status = main(argv)
         if status:
             raise BayesMoeError(f"demo step {number} ({title}) failed with status {status}")
+        print(f"({time.perf_counter() - step_start:.0f} s)", flush=True)
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; reports in {out / 'demo'} and {out / 'clark2022'}")
     return 0

@@ -22,6 +22,10 @@ from bayesmoe.optimum import optimum
 # Hoffmann et al. 2022, App. D.2 Eq. 10 (the rounded published set), used as the truth.
 TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 NOISE = 0.01
+#: Laplace draws per fit: the sd of log(target) from 4,000 draws has a Monte Carlo error of ~1%.
+DRAWS = 4000
+#: simulated trainings of the top pick, each refitted.
+REFITS = 32
 
 
 def _loss(n, d, rng):
@@ -45,7 +49,7 @@ def initial():
 
 @pytest.fixture(scope="module")
 def fit0(initial):
-    return laplace_fit(initial, "chinchilla", draws=1000, seed=0, prior="chinchilla:hoffmann2022")
+    return laplace_fit(initial, "chinchilla", draws=DRAWS, seed=0, prior="chinchilla:hoffmann2022")
 
 
 @pytest.fixture(scope="module")
@@ -102,25 +106,25 @@ def test_ranking_select_and_spend(fit0, pool):
 
 
 def test_expected_reduction_is_realised_on_refit(initial, fit0, pool):
-    """The top pick's realised sd reduction on refit is within a factor 2 of the expected one.
+    """The top pick's realised sd reduction on refit is within a factor 2 of the expected one, on average.
 
     The pick (``select=1``: the largest expected reduction of sd(log n_active) at 1e22 FLOPs) is trained
-    12 times in simulation (fresh noise from the true law) and refitted each time. The average is the
-    median over the 12 refits: a Laplace refit occasionally lands on another local mode of the Chinchilla
-    posterior (its sd then jumps), which would dominate a mean.
+    ``REFITS`` times in simulation (fresh noise from the true law) and refitted each time; the realised
+    reductions scatter (sd about 0.02 against an expectation near 0.03: one new run can widen the band
+    when its loss surprises), so their mean needs about 30 refits to be known within 20%.
     """
     result = design(fit0, pool, target="n_active", at_compute=1e22, select=1, outcomes=64)
     top = result.table.set_index("run_id").loc[result.selected[0]]
     row = pool[pool["run_id"] == result.selected[0]]
     realised = []
-    for rep in range(12):
+    for rep in range(REFITS):
         rng = np.random.default_rng(100 + rep)
         new = row.assign(loss=_loss(row["n_active"].to_numpy(), row["tokens"].to_numpy(), rng))
-        refit = laplace_fit(pd.concat([initial, new], ignore_index=True), "chinchilla", draws=1000, seed=0,
+        refit = laplace_fit(pd.concat([initial, new], ignore_index=True), "chinchilla", draws=DRAWS, seed=0,
                             prior="chinchilla:hoffmann2022")
         z = np.log(optimum(refit, [1e22]).draws["n_active"][:, 0])
         realised.append(result.current["sd_log"] - np.std(z[np.isfinite(z)], ddof=1))
-    ratio = np.median(realised) / top["expected_reduction"]
+    ratio = np.mean(realised) / top["expected_reduction"]
     assert top["expected_reduction"] > 0.05 * result.current["sd_log"]
     assert 0.5 <= ratio <= 2.0, (ratio, realised, top["expected_reduction"])
 

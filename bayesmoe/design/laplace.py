@@ -1,12 +1,11 @@
-"""Laplace approximation of a law's posterior: a refit in well under a second, for checking designs.
+"""Laplace approximation of a law's posterior: a refit in about a second, for checking designs.
 
 Same model as :mod:`bayesmoe.model` (priors, Student-t or Normal likelihood on log loss, no pooling):
-the posterior mode in NumPyro's unconstrained space (damped Newton steps on the Hessian with absolute
-eigenvalues, from the prior medians and jittered copies of them; the lowest end point whose Hessian is
-positive definite wins), a Gaussian
-there with the inverse Hessian of the negative log density as covariance, and draws mapped back to the
-parameters. Runs are padded to a multiple of ``PAD`` with masked rows, so one
-compilation serves every table of similar size; this is what makes 20-replication design benchmarks
+the posterior mode in NumPyro's unconstrained space, found by the same multi-start L-BFGS-B search
+as the NUTS fits (:class:`bayesmoe.inference.ModeFinder`: prior medians and jittered copies), a
+Gaussian there with the inverse Hessian of the negative log density as covariance, and draws mapped
+back to the parameters. Runs are padded to a multiple of ``PAD`` with masked rows, so one compiled
+mode search serves every table of similar size; this is what makes 20-replication design benchmarks
 cheap. It is an approximation (a Gaussian in log-coefficients and exponents): use ``bayesmoe.fit``
 (NUTS) for results you report.
 """
@@ -19,27 +18,19 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from jax.flatten_util import ravel_pytree
 from numpyro import handlers
-from numpyro.infer import init_to_median
-from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
+from numpyro.infer.util import constrain_fn
 
 from .. import arviz_io
 from ..errors import BayesMoeError
 from ..fit import Fit
+from ..inference import ModeFinder
 from ..laws import Law, get_law
 from ..model import SIGMA_PRIOR_SD, STUDENT_T_NU, ModelSpec, sample_parameters
 from ..priors import centred_priors, default_priors
 from ..runs import data_hash, load_runs
 
 PAD = 16
-STARTS = 8
-START_JITTER = 1.0
-NEWTON_STEPS = 60
-#: Newton step lengths tried at each polishing step (0 keeps the point: the potential never increases).
-STEP_SIZES = jnp.array([1.0, 0.5, 0.25, 0.1, 0.0])
-#: Smallest Hessian eigenvalue kept (flat directions get this curvature).
-MIN_CURVATURE = 1e-8
 _CACHE: dict = {}
 
 
@@ -56,40 +47,13 @@ def _masked_model(spec: ModelSpec):
 
 
 def _machinery(spec: ModelSpec, key: tuple, kwargs: dict):
-    """Jitted (solve, hessian, constrain) and the flat starting points, built once per ``key``."""
-    if key in _CACHE:
-        return _CACHE[key]
-    model = _masked_model(spec)
-    init = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=kwargs, init_strategy=init_to_median())
-    flat0, unravel = ravel_pytree(init.param_info.z)
-    jitter = np.random.default_rng(0).standard_normal((STARTS - 1, flat0.shape[0]))
-    starts = jnp.concatenate([flat0[None], flat0[None] + START_JITTER * jitter])
-
-    def potential(z, kw):
-        return potential_energy(model, (), kw, unravel(z))
-
-    def newton_step(z, kw):
-        g = jax.grad(potential)(z, kw)
-        values, vectors = jnp.linalg.eigh(jax.hessian(potential)(z, kw))
-        step = vectors @ ((vectors.T @ g) / jnp.maximum(jnp.abs(values), MIN_CURVATURE))
-        trial = z[None] - STEP_SIZES[:, None] * step[None]
-        f = jax.vmap(lambda t: potential(t, kw))(trial)
-        f = jnp.where(jnp.isfinite(f), f, jnp.inf)
-        return trial[jnp.argmin(f)]
-
-    def newton(z0, kw):
-        z = jax.lax.fori_loop(0, NEWTON_STEPS, lambda _, z: newton_step(z, kw), z0)
-        f = potential(z, kw)
-        return z, jnp.where(jnp.isfinite(f), f, jnp.inf)
-
-    def solve(kw):
-        xs, fs = jax.vmap(newton, in_axes=(0, None))(starts, kw)
-        lowest = jax.vmap(lambda z: jnp.linalg.eigvalsh(jax.hessian(potential)(z, kw))[0])(xs)
-        fs = jnp.where(lowest > MIN_CURVATURE, fs, jnp.inf)  # a mode, not a saddle or a flat ridge
-        return xs[jnp.argmin(fs)], jnp.min(fs)
-
-    constrain = jax.vmap(lambda z, kw: constrain_fn(model, (), kw, unravel(z), return_deterministic=True), in_axes=(0, None))
-    _CACHE[key] = (jax.jit(solve), jax.jit(jax.hessian(potential)), jax.jit(constrain))
+    """The compiled mode search and the jitted constraining map, built once per ``key``."""
+    if key not in _CACHE:
+        model = _masked_model(spec)
+        finder = ModeFinder(model, kwargs, jax.random.PRNGKey(0))
+        constrain = jax.vmap(lambda z, kw: constrain_fn(model, (), kw, finder.unravel(z), return_deterministic=True),
+                             in_axes=(0, None))
+        _CACHE[key] = (finder, jax.jit(constrain))
     return _CACHE[key]
 
 
@@ -128,14 +92,12 @@ def laplace_fit(
         "mask": jnp.asarray(np.arange(n_pad) < n),
     }
     start = time.perf_counter()
-    solve, hessian, constrain = _machinery(spec, (law.name, prior, likelihood, n_pad), kwargs)
-    mode, energy = solve(kwargs)
-    if not np.isfinite(float(energy)):
+    finder, constrain = _machinery(spec, (law.name, prior, likelihood, n_pad), kwargs)
+    mode = finder(kwargs)
+    if mode.covariance is None:
         raise BayesMoeError(f"Laplace fit of law '{law.name}' found no posterior mode with a positive-definite Hessian")
-    values, vectors = np.linalg.eigh(np.asarray(hessian(mode, kwargs)))
-    scale = vectors / np.sqrt(np.maximum(values, MIN_CURVATURE))
-    eps = np.random.default_rng(seed).standard_normal((int(draws), len(values)))
-    z = np.asarray(mode)[None, :] + eps @ scale.T
+    eps = np.random.default_rng(seed).standard_normal((int(draws), mode.flat.size))
+    z = np.asarray(mode.flat)[None, :] + eps @ np.linalg.cholesky(np.asarray(mode.covariance)).T
     samples = constrain(jnp.asarray(z), kwargs)
     posterior = {name: np.asarray(v)[None] for name, v in samples.items()}
     idata = arviz_io.from_draws(posterior)

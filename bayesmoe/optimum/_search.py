@@ -67,7 +67,8 @@ def newton_convex(grad_hess: Callable[[Array], tuple[Array, Array]], x0: Array, 
         g, h = grad_hess(x)
         return x - jnp.clip(g / h, -max_step, max_step)
 
-    return jax.lax.fori_loop(0, iterations, step, jnp.asarray(x0, float))
+    x0 = jnp.asarray(x0)
+    return jax.lax.fori_loop(0, iterations, step, x0 if jnp.issubdtype(x0.dtype, jnp.floating) else x0.astype(float))
 
 
 def powers_of_two(low: float, high: float, what: str) -> np.ndarray:

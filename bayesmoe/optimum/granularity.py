@@ -12,7 +12,9 @@ For each draw, budget and G the loss is strictly convex in ``x = log n_blocks`` 
 exponential-like terms; the router only adds curvature), so safeguarded Newton steps from the
 router-free closed form find the optimum. G is then chosen by enumeration over powers of two
 (options ``granularity_min``/``granularity_max``, default 1-256; the paper restricts G to powers
-of two and its optima lie in 8-64). The law's dense limit (g term dropped, no router,
+of two and its optima lie in 8-64). The search over every (draw, budget, G) runs in float32 (twice
+the SIMD width of float64 on CPU); the chosen G's optimum is then polished by ``POLISH_STEPS``
+float64 Newton steps, so the returned quantities have float64 accuracy. The law's dense limit (g term dropped, no router,
 ``N = N_act = 12 d^2 n_blocks``, i.e. what the law predicts for a dense run) is the "dense" baseline
 of the recommendations.
 
@@ -34,7 +36,9 @@ C_F, C_R = 6.0, 14.0
 K_ACT = 12.0 * 64.0**2  # N_act = K_ACT n^3
 K_F = K_ACT * C_F  # F = (K_F n^3 + K_R E G n^2) D
 K_R = 64.0 * C_R
+LOG_K_ACT, LOG_K_F = float(np.log(K_ACT)), float(np.log(K_F))  # Python floats keep float32 math in float32
 NEWTON_STEPS = 3  # from the router-free start: 2 steps reach 1e-7 in log n_blocks, 3 machine precision (1e18-1e26 FLOPs, G 1-256)
+POLISH_STEPS = 2  # float64 steps from the float32 optimum (quadratic convergence: 1e-7 -> machine precision)
 _THETA = ("a", "alpha", "b", "beta", "c", "g", "gamma")
 
 
@@ -45,11 +49,11 @@ def _constants(t, log_f, G, expansion, dense):
     D = F / (K_F n^3 (1 + rinv)), rinv the router share of the FLOPs relative to the dense part.
     """
     if dense:
-        log_k, log_kn, r0 = jnp.log(t["a"]), np.log(K_ACT), 0.0
+        log_k, log_kn, r0 = jnp.log(t["a"]), LOG_K_ACT, 0.0
     else:
         log_k = jnp.logaddexp(jnp.log(t["g"]) - t["gamma"] * jnp.log(G), jnp.log(t["a"]))
         log_kn, r0 = jnp.log(64.0**2 * (8 * expansion + 4)), expansion * G * K_R / K_F
-    return log_k - t["alpha"] * log_kn, jnp.log(t["b"]) - t["beta"] * (log_f - np.log(K_F)), r0
+    return log_k - t["alpha"] * log_kn, jnp.log(t["b"]) - t["beta"] * (log_f - LOG_K_F), r0
 
 
 def _parts(t, consts, x):
@@ -60,11 +64,16 @@ def _parts(t, consts, x):
     return jnp.exp(a0 - 3 * t["alpha"] * x), jnp.exp(b0 + t["beta"] * (3 * x + l1p)), rinv, l1p
 
 
-def _optimal_x(t, consts):
-    """Optimal log n_blocks: Newton from the router-free closed form (alpha P = beta Q)."""
+def _router_free_x(t, consts):
+    """Optimal log n_blocks without the router term: alpha P = beta Q in closed form."""
     a0, b0, _ = consts
+    return (a0 + jnp.log(t["alpha"]) - b0 - jnp.log(t["beta"])) / (3 * (t["alpha"] + t["beta"]))
+
+
+def _optimal_x(t, consts, x0=None, steps: int = NEWTON_STEPS):
+    """Optimal log n_blocks: Newton from ``x0`` (default: the router-free closed form)."""
     alpha, beta = t["alpha"], t["beta"]
-    x0 = (a0 + jnp.log(alpha) - b0 - jnp.log(beta)) / (3 * (alpha + beta))
+    x0 = _router_free_x(t, consts) if x0 is None else x0
 
     def grad_hess(x):
         p, q, rinv, _ = _parts(t, consts, x)
@@ -72,7 +81,7 @@ def _optimal_x(t, consts):
         du = -rinv / (1 + rinv) ** 2
         return -3 * alpha * p - beta * u * q, 9 * alpha**2 * p + beta**2 * u**2 * q - beta * du * q
 
-    return newton_convex(grad_hess, x0, NEWTON_STEPS)
+    return newton_convex(grad_hess, x0, steps)
 
 
 def loss(theta, log_f, n_blocks, G, *, expansion: float = 64.0, dense: bool = False):
@@ -90,17 +99,25 @@ def _best(t, log_f, G, expansion, dense):
     consts = _constants(t, log_f, G, expansion, dense)
     x = _optimal_x(t, consts)
     p, q, _, l1p = _parts(t, consts, x)
-    return x, t["c"] + p + q, log_f - np.log(K_F) - 3 * x - l1p
+    return x, t["c"] + p + q, log_f - LOG_K_F - 3 * x - l1p
 
 
 @jax.jit
 def _solve(theta, log_f, G, expansion):
-    t = broadcast_theta(theta, 3)
-    x, L, log_d = _best(t, log_f[None, :, None], G[None, None, :], expansion, False)
-    L = jnp.where(jnp.isfinite(L), L, jnp.inf)
-    pick = jnp.argmin(L, axis=-1)[..., None]
-    x, L, log_d = (jnp.take_along_axis(v, pick, axis=-1)[..., 0] for v in (x, L, log_d))
-    return x, L, log_d, G[pick[..., 0]]
+    """Optimal (log n_blocks, loss, log D, G), each (S, B): G chosen in float32, its optimum polished in float64."""
+    f32 = jnp.float32
+    t32 = {k: v.astype(f32) for k, v in broadcast_theta(theta, 3).items()}
+    x32, L32, _ = _best(t32, log_f[None, :, None].astype(f32), G[None, None, :].astype(f32), expansion.astype(f32), False)
+    pick = jnp.argmin(jnp.where(jnp.isfinite(L32), L32, jnp.inf), axis=-1)
+    G_best = G[pick]
+    t = broadcast_theta(theta, 2)
+    consts = _constants(t, log_f[None, :], G_best, expansion, False)
+    x0 = jnp.take_along_axis(x32, pick[..., None], axis=-1)[..., 0].astype(log_f.dtype)
+    x0 = jnp.where(jnp.isfinite(x0), x0, _router_free_x(t, consts))  # float32 overflow: start afresh
+    x = _optimal_x(t, consts, x0, POLISH_STEPS)
+    p, q, _, l1p = _parts(t, consts, x)
+    L = t["c"] + p + q
+    return x, jnp.where(jnp.isfinite(L), L, jnp.inf), log_f[None, :] - LOG_K_F - 3 * x - l1p, G_best
 
 
 def _granularities(options) -> np.ndarray:
@@ -121,7 +138,8 @@ def granularity_optimum(theta, compute, *, objective="compute", **options):
         raise BayesMoeError(f"law 'granularity' supports only --objective compute, got '{objective}'")
     expansion = _expansion(options)
     theta = {k: jnp.asarray(theta[k], float) for k in _THETA}
-    x, L, log_d, G = _solve(theta, jnp.log(jnp.asarray(compute, float)), jnp.asarray(_granularities(options)), expansion)
+    x, L, log_d, G = _solve(theta, jnp.log(jnp.asarray(compute, float)), jnp.asarray(_granularities(options)),
+                            jnp.asarray(expansion, float))
     n = jnp.exp(x)
     n_active = K_ACT * n**3
     tokens = jnp.exp(log_d)
