@@ -12,9 +12,11 @@ For each draw, budget and G the loss is strictly convex in ``x = log n_blocks`` 
 exponential-like terms; the router only adds curvature), so safeguarded Newton steps from the
 router-free closed form find the optimum. G is then chosen by enumeration over powers of two
 (options ``granularity_min``/``granularity_max``, default 1-256; the paper restricts G to powers
-of two and its optima lie in 8-64). The search over every (draw, budget, G) runs in float32 (twice
-the SIMD width of float64 on CPU); the chosen G's optimum is then polished by ``POLISH_STEPS``
-float64 Newton steps, so the returned quantities have float64 accuracy. The law's dense limit (g term dropped, no router,
+of two and its optima lie in 8-64). The search over every (draw, budget, G) only has to rank the G:
+it runs in float32 (twice the SIMD width of float64 on CPU) with ``SEARCH_STEPS`` Newton steps (the
+loss error is second order in the error of x, so one step ranks G to ~1e-6 nats); the chosen G's
+optimum is then polished by ``POLISH_STEPS`` float64 Newton steps, so the returned quantities have
+float64 accuracy. The law's dense limit (g term dropped, no router,
 ``N = N_act = 12 d^2 n_blocks``, i.e. what the law predicts for a dense run) is the "dense" baseline
 of the recommendations.
 
@@ -38,7 +40,8 @@ K_F = K_ACT * C_F  # F = (K_F n^3 + K_R E G n^2) D
 K_R = 64.0 * C_R
 LOG_K_ACT, LOG_K_F = float(np.log(K_ACT)), float(np.log(K_F))  # Python floats keep float32 math in float32
 NEWTON_STEPS = 3  # from the router-free start: 2 steps reach 1e-7 in log n_blocks, 3 machine precision (1e18-1e26 FLOPs, G 1-256)
-POLISH_STEPS = 2  # float64 steps from the float32 optimum (quadratic convergence: 1e-7 -> machine precision)
+SEARCH_STEPS = 1  # float32 steps per (draw, budget, G) when choosing G
+POLISH_STEPS = 3  # float64 steps at the chosen G (quadratic convergence to machine precision)
 _THETA = ("a", "alpha", "b", "beta", "c", "g", "gamma")
 
 
@@ -93,11 +96,11 @@ def loss(theta, log_f, n_blocks, G, *, expansion: float = 64.0, dense: bool = Fa
     return theta["c"] + p + q
 
 
-@partial(jax.jit, static_argnames=("dense",))
-def _best(t, log_f, G, expansion, dense):
+@partial(jax.jit, static_argnames=("dense", "steps"))
+def _best(t, log_f, G, expansion, dense, steps: int = NEWTON_STEPS):
     """Optimal (log n_blocks, loss, log D), elementwise over broadcast (theta, log budget, G)."""
     consts = _constants(t, log_f, G, expansion, dense)
-    x = _optimal_x(t, consts)
+    x = _optimal_x(t, consts, steps=steps)
     p, q, _, l1p = _parts(t, consts, x)
     return x, t["c"] + p + q, log_f - LOG_K_F - 3 * x - l1p
 
@@ -107,7 +110,8 @@ def _solve(theta, log_f, G, expansion):
     """Optimal (log n_blocks, loss, log D, G), each (S, B): G chosen in float32, its optimum polished in float64."""
     f32 = jnp.float32
     t32 = {k: v.astype(f32) for k, v in broadcast_theta(theta, 3).items()}
-    x32, L32, _ = _best(t32, log_f[None, :, None].astype(f32), G[None, None, :].astype(f32), expansion.astype(f32), False)
+    x32, L32, _ = _best(t32, log_f[None, :, None].astype(f32), G[None, None, :].astype(f32), expansion.astype(f32), False,
+                        SEARCH_STEPS)
     pick = jnp.argmin(jnp.where(jnp.isfinite(L32), L32, jnp.inf), axis=-1)
     G_best = G[pick]
     t = broadcast_theta(theta, 2)
