@@ -34,6 +34,8 @@ from .runs import data_hash, load_runs, split_top_compute, validate_runs
 #: Diagnostic thresholds behind the warnings.
 RHAT_MAX = 1.01
 ESS_MIN_PER_CHAIN = 100
+#: warn when more than this share of NUTS draws hit the maximum tree depth.
+TREE_DEPTH_SATURATED_SHARE = 0.1
 #: inference methods: NUTS, or the Laplace approximation at the mode.
 METHODS = ("nuts", "laplace")
 
@@ -292,7 +294,22 @@ class Fit:
         if self.divergences:
             out.append(f"{self.divergences} divergent transitions: the posterior has regions NUTS cannot explore; "
                        "try more warmup, a higher target_accept, or inspect outliers")
+        saturated = self.tree_depth_saturation
+        if saturated > TREE_DEPTH_SATURATED_SHARE:
+            depth = self.meta.get("settings", {}).get("max_tree_depth", 10)
+            out.append(f"{saturated:.0%} of draws hit the maximum tree depth ({depth}): the posterior is strongly curved "
+                       "(often the irreducible loss traded against an exponent); sampling is slow and the ESS per "
+                       "draw low; runs spanning more compute, or an informative --prior, help")
         return out
+
+    @property
+    def tree_depth_saturation(self) -> float:
+        """Share of NUTS draws whose trajectory hit ``max_tree_depth`` (0 for Laplace fits and older files)."""
+        stats = self.idata.sample_stats
+        depth = self.meta.get("settings", {}).get("max_tree_depth")
+        if "n_steps" not in stats or depth is None:
+            return 0.0
+        return float(np.mean(stats["n_steps"].values >= 2 ** int(depth) - 1))
 
     def predict(self, runs, *, prob: float = 0.9, seed: int = 0, noise: bool = True) -> pd.DataFrame:
         """Predictive loss for each run of ``runs`` (a runs table; ``loss`` not needed).

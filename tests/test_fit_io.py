@@ -71,3 +71,18 @@ def test_bad_settings_and_group():
         bayesmoe.fit(runs, "chinchilla", group="lab")
     with pytest.raises(BayesMoeError, match="single value"):
         bayesmoe.fit(runs.assign(lab="a"), "chinchilla", group="lab")
+
+
+def test_sampler_statistics_saved_and_tree_depth_warning(fit, tmp_path):
+    """n_steps, tree depth, acceptance rate and step size are in the file; a fit whose trajectories hit
+    the maximum tree depth is warned about, one that does not is not."""
+    loaded = bayesmoe.load_fit(fit.save(tmp_path / "fit.nc"))
+    stats = loaded.idata.sample_stats
+    for name in ("diverging", "energy", "n_steps", "tree_depth", "acceptance_rate", "step_size"):
+        assert name in stats, name
+    steps = stats["n_steps"].values
+    assert steps.min() >= 1 and (steps <= 2 ** fit.meta["settings"]["max_tree_depth"] - 1).all()
+    assert not any("tree depth" in m for m in loaded.problems())
+    stats["n_steps"].values[...] = 2 ** loaded.meta["settings"]["max_tree_depth"] - 1
+    assert loaded.tree_depth_saturation == 1.0
+    assert any("100% of draws hit the maximum tree depth (10)" in m for m in loaded.problems())
