@@ -26,13 +26,6 @@ from .errors import BayesMoeError
 META_KEY = "bayesmoe"
 
 
-def from_mcmc(mcmc, *, dims: dict, coords: dict) -> az.InferenceData:
-    """InferenceData with posterior, sample stats, pointwise log likelihood and observed data."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return az.from_numpyro(mcmc, dims=dims, coords=coords, log_likelihood=True)
-
-
 def table_to_dataset(frame: pd.DataFrame) -> xr.Dataset:
     """A runs table as an xarray Dataset along dimension ``run`` (object columns become str)."""
     frame = frame.reset_index(drop=True).copy()
@@ -201,18 +194,22 @@ def plot_prior_posterior(posterior: np.ndarray, prior: np.ndarray, ax, *, label:
 def from_draws(
     posterior: dict[str, np.ndarray],
     *,
+    sample_stats: dict[str, np.ndarray] | None = None,
     dims: dict | None = None,
     coords: dict | None = None,
     log_likelihood: dict[str, np.ndarray] | None = None,
     observed_data: dict[str, np.ndarray] | None = None,
 ) -> az.InferenceData:
-    """InferenceData from arrays of shape (chain, draw, ...) that were not made by MCMC (e.g. a Laplace
-    approximation); ``sample_stats`` records no divergences. ``log_likelihood`` arrays are (chain, draw, n)."""
+    """InferenceData from arrays of shape (chain, draw, ...): NUTS draws with their ``sample_stats``, or
+    draws not made by MCMC (a Laplace approximation: ``sample_stats`` None records no divergences).
+    ``log_likelihood`` arrays are (chain, draw, n)."""
     chains, draws = next(iter(posterior.values())).shape[:2]
+    if sample_stats is None:
+        sample_stats = {"diverging": np.zeros((chains, draws), dtype=bool)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return az.from_dict(posterior=posterior, sample_stats={"diverging": np.zeros((chains, draws), dtype=bool)},
-                            log_likelihood=log_likelihood, observed_data=observed_data, dims=dims, coords=coords)
+        return az.from_dict(posterior=posterior, sample_stats=sample_stats, log_likelihood=log_likelihood,
+                            observed_data=observed_data, dims=dims, coords=coords)
 
 
 def psislw(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

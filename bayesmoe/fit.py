@@ -24,7 +24,7 @@ import pandas as pd
 
 from . import arviz_io, identifiability
 from .errors import BayesMoeError
-from .inference import Settings, run_nuts
+from .inference import Settings, run_nuts, to_idata
 from .laplace import laplace_idata
 from .laws import Law, get_law
 from .model import STUDENT_T_NU, ModelSpec, build_model, default_pooled
@@ -133,8 +133,7 @@ def fit(
     if method not in METHODS:
         raise BayesMoeError(f"--method must be one of {', '.join(METHODS)}, got '{method}'")
     start = time.perf_counter()
-    mcmc = run_nuts(build_model(spec), kwargs, settings) if method == "nuts" else None
-    wall = time.perf_counter() - start
+    model = build_model(spec)
 
     dims = {"log_loss": ["run"]}
     for name in pooled:
@@ -142,10 +141,12 @@ def fit(
         dims[f"{p.latent}_z"] = ["group"]
         dims[f"{name}_group"] = ["group"]
     coords = {"run": frame["run_id"].tolist(), "group": list(groups)}
-    if mcmc is not None:
-        idata = arviz_io.from_mcmc(mcmc, dims=dims, coords=coords)
+    if method == "nuts":
+        samples = run_nuts(model, kwargs, settings)
+        wall = time.perf_counter() - start
+        idata = to_idata(model, kwargs, samples, dims=dims, coords=coords)
     else:
-        idata = laplace_idata(build_model(spec), kwargs, settings, dims=dims, coords=coords)
+        idata = laplace_idata(model, kwargs, settings, dims=dims, coords=coords)
         wall = time.perf_counter() - start
     meta = {
         "law": law.name,

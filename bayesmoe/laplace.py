@@ -14,11 +14,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.infer import log_likelihood
-
-from . import arviz_io
 from .errors import BayesMoeError
-from .inference import Mode, Settings, find_map
+from .inference import Draws, Mode, Settings, find_map, to_idata
 
 
 def laplace_draws(model, model_kwargs: dict, settings: Settings, mode: Mode | None = None) -> dict[str, np.ndarray]:
@@ -35,15 +32,7 @@ def laplace_draws(model, model_kwargs: dict, settings: Settings, mode: Mode | No
 
 
 def laplace_idata(model, model_kwargs: dict, settings: Settings, *, dims: dict, coords: dict):
-    """InferenceData shaped like a NUTS fit's: posterior, sample_stats, log_likelihood, observed_data."""
+    """InferenceData shaped like a NUTS fit's: posterior, sample_stats (no divergences), log_likelihood, observed_data."""
     draws = laplace_draws(model, model_kwargs, settings)
-    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}
-    loglik = log_likelihood(model, flat, **model_kwargs)
-    shape = (settings.chains, settings.draws)
-    return arviz_io.from_draws(
-        draws,
-        log_likelihood={k: np.asarray(v).reshape(*shape, *v.shape[1:]) for k, v in loglik.items()},
-        observed_data={"log_loss": np.asarray(model_kwargs["log_loss"])},
-        dims=dims,
-        coords=coords,
-    )
+    stats = {"diverging": np.zeros((settings.chains, settings.draws), dtype=bool)}
+    return to_idata(model, model_kwargs, Draws(draws, stats), dims=dims, coords=coords)
