@@ -39,11 +39,11 @@ DATASETS: dict[str, DatasetInfo] = {
     for info in (
         DatasetInfo(
             "trainer_cpu_sweep",
-            "70 small MoE and dense runs from bayesmoe's own trainer on CPU, isoFLOP curves at 1e10-1e12 FLOPs, "
+            "81 small MoE and dense runs from bayesmoe's own trainer on CPU, isoFLOP curves at 1e10-1e13 FLOPs, "
             "E 1-32, granularity 1-4, one shared-expert family",
             "bayesmoe `python -m trainer sweep` (make sweep); provenance in trainer_cpu_sweep.md",
             "Apache-2.0 (made by this project)",
-            70,
+            81,
             "group = trainer-cpu-v1 (one sweep)",
             "granularity, joint, chinchilla, five_factor, holistic",
         ),

@@ -10,7 +10,9 @@ mode). In ``u`` the posterior is close to a standard normal: the dense mass matr
 warmup is close to the identity, and NumPyro's shrinkage of that estimate towards a small multiple of
 the identity is harmless. (Adapting the mass matrix in ``z`` instead shrinks the conditional variances
 of strongly correlated pairs, e.g. a coefficient and its exponent, and forced 5x smaller steps on the
-Epoch Chinchilla data.) Chains start at jittered copies of the mode and run vectorised in one process.
+Epoch Chinchilla data.) Where the Hessian at the best end point is not positive definite (a saddle,
+or a hierarchical scale at its boundary), ``L`` is the identity: NUTS then adapts its mass matrix in
+``z`` as usual. Chains start at jittered copies of the mode and run vectorised in one process.
 """
 from __future__ import annotations
 
@@ -40,9 +42,6 @@ MAP_AGREE_NATS = 0.05
 #: per-draw sampler statistics kept: NumPyro field -> ArviZ name (``tree_depth`` is derived from ``n_steps``).
 SAMPLE_STATS = {"diverging": "diverging", "energy": "energy", "num_steps": "n_steps", "accept_prob": "acceptance_rate",
                 "adapt_state.step_size": "step_size"}
-#: curvature given to non-positive Hessian directions when a mode's Hessian is not positive definite
-#: (the whitening then uses |eigenvalue|, at least this).
-MIN_CURVATURE = 1e-3
 #: chains start at the mode plus Normal(0, INIT_JITTER^2) times the Laplace covariance.
 INIT_JITTER = 0.5
 
@@ -73,9 +72,9 @@ class Mode:
         flat: the same, flattened (sorted site names), shape (k,).
         covariance: inverse Hessian of the potential at the mode, shape (k, k); None if the Hessian
             is not positive definite there.
-        scale: (k, k) matrix ``L`` with ``L L^T`` = ``covariance`` (its Cholesky factor); when the Hessian
-            is not positive definite, ``V diag(max(|w|, MIN_CURVATURE))^-1/2`` from its eigenvalues ``w``
-            and eigenvectors ``V`` (what NUTS whitens with).
+        scale: (k, k) matrix ``L`` with ``L L^T`` = ``covariance`` (its Cholesky factor), what NUTS whitens
+            with; the identity when the Hessian is not positive definite (NUTS then adapts its mass
+            matrix in the unconstrained coordinates themselves).
         potential: ``-log p(z, data)`` at the mode (nats).
         agree: how many of the BFGS starts reached the best potential (within ``MAP_AGREE_NATS``).
         starts: how many starts were run.
@@ -161,9 +160,8 @@ class ModeFinder:
         try:
             covariance = np.linalg.inv(hessian)
             scale = np.linalg.cholesky(covariance)
-        except np.linalg.LinAlgError:
-            values, vectors = np.linalg.eigh(hessian)
-            covariance, scale = None, vectors / np.sqrt(np.maximum(np.abs(values), MIN_CURVATURE))
+        except np.linalg.LinAlgError:  # a saddle or a boundary (e.g. a pooling scale at 0): no Gaussian here
+            covariance, scale = None, np.eye(flat.size)
         if covariance is not None and not np.all(np.isfinite(scale)):
             covariance, scale = None, np.eye(flat.size)
         agree = int(np.sum(fs <= fs[best] + MAP_AGREE_NATS))
@@ -245,7 +243,7 @@ def run_nuts(model, model_kwargs: dict, settings: Settings, finder: ModeFinder |
     mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=settings.draws, num_chains=settings.chains,
                 chain_method="vectorized", progress_bar=progress)
     init = INIT_JITTER * jax.random.normal(key_jitter, (settings.chains, flat.size))
-    mcmc.run(key_run, init_params=init, extra_fields=tuple(SAMPLE_STATS))
+    mcmc.run(key_run, init_params=init if settings.chains > 1 else init[0], extra_fields=tuple(SAMPLE_STATS))
     u = mcmc.get_samples(group_by_chain=True)
     z = flat + jnp.einsum("cdj,ij->cdi", u, scale)
     sites = jax.jit(jax.vmap(jax.vmap(lambda v: mode.postprocess(mode.unravel(v)))))(z)
