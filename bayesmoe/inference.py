@@ -138,21 +138,19 @@ class ModeFinder:
         self._value_and_grad = jax.jit(jax.value_and_grad(potential))
         self._hessian = jax.jit(jax.hessian(potential))
 
-    def __call__(self, model_kwargs: dict, extra_starts: np.ndarray | None = None) -> Mode:
-        """The mode for ``model_kwargs``: best of the starts (plus ``extra_starts``, shape (m, k), e.g. an
-        earlier mode), with its Laplace covariance."""
+    def __call__(self, model_kwargs: dict) -> Mode:
+        """The mode for ``model_kwargs``: the best of the starts, polished, with its Laplace covariance."""
 
         def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
             value, grad = self._value_and_grad(flat, model_kwargs)
             return float(value), np.asarray(grad, dtype=float)
 
-        starts = self.starts if extra_starts is None else np.concatenate([np.atleast_2d(extra_starts), self.starts])
-        xs, fs = _minimize_many(objective, starts)
+        xs, fs = _minimize_many(objective, self.starts)
         best = int(np.argmin(fs))
         postprocess = self._info.postprocess_fn(**model_kwargs)
         if not np.isfinite(float(fs[best])):
             flat0 = jnp.asarray(self.starts[0])
-            return Mode(self.z_median, flat0, None, jnp.eye(flat0.size), float("nan"), 0, len(starts), self.unravel,
+            return Mode(self.z_median, flat0, None, jnp.eye(flat0.size), float("nan"), 0, len(self.starts), self.unravel,
                         postprocess)
         flat, potential = self._polish(xs[best], float(fs[best]), model_kwargs)
         fs[best] = potential
@@ -167,7 +165,7 @@ class ModeFinder:
         agree = int(np.sum(fs <= fs[best] + MAP_AGREE_NATS))
         covariance = None if covariance is None else jnp.asarray(covariance)
         return Mode(self.unravel(jnp.asarray(flat)), jnp.asarray(flat), covariance, jnp.asarray(scale), float(fs[best]),
-                    agree, len(starts), self.unravel, postprocess)
+                    agree, len(self.starts), self.unravel, postprocess)
 
     def potential(self, model_kwargs: dict) -> Callable:
         """``U(flat)`` = -log p(z, data) for the flat unconstrained vector (k,), data ``model_kwargs``."""
