@@ -12,7 +12,6 @@ the unconstrained space; intervals of skewed or bounded parameters can be off (s
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from .errors import BayesMoeError
 from .inference import Draws, Mode, Settings, find_map, to_idata
@@ -26,7 +25,7 @@ def laplace_draws(model, model_kwargs: dict, settings: Settings, mode: Mode | No
         raise BayesMoeError("the Laplace approximation needs a positive-definite Hessian at the posterior mode, "
                             "and this posterior's is not (a flat or boundary mode); use --method nuts")
     n = settings.chains * settings.draws
-    flat = mode.flat + jax.random.normal(key_draw, (n, mode.flat.size)) @ jnp.linalg.cholesky(mode.covariance).T
+    flat = mode.flat + jax.random.normal(key_draw, (n, mode.flat.size)) @ mode.scale.T
     sites = jax.jit(jax.vmap(lambda v: mode.postprocess(mode.unravel(v))))(flat)
     return {k: np.asarray(v).reshape(settings.chains, settings.draws, *np.shape(v)[1:]) for k, v in sites.items()}
 

@@ -20,6 +20,7 @@ from typing import Mapping
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
+from numpyro import handlers
 
 from .errors import BayesMoeError
 from .laws.base import Law
@@ -91,21 +92,23 @@ def sample_parameters(spec: ModelSpec, group_index) -> dict[str, jnp.ndarray]:
 
 
 def build_model(spec: ModelSpec):
-    """The NumPyro model ``model(x, group_index, log_loss=None)``.
+    """The NumPyro model ``model(x, group_index, log_loss=None, mask=True)``.
 
     Args (of the returned callable):
         x: covariates from ``law.covariates`` as arrays of shape (n,).
         group_index: int array (n,) of group positions in ``spec.groups`` (ignored if not hierarchical).
         log_loss: observed log loss, shape (n,), or None to sample from the prior predictive.
+        mask: True, or a bool array (n,) that leaves False rows out of the likelihood (padding rows,
+            so tables of different sizes share one compiled program).
     """
 
-    def model(x, group_index, log_loss=None):
+    def model(x, group_index, log_loss=None, mask=True):
         theta = sample_parameters(spec, group_index)
         mean = spec.law.mean_log_loss(theta, x)
         sigma = numpyro.sample("sigma", dist.HalfNormal(SIGMA_PRIOR_SD))
         n = jnp.shape(mean)[-1]
         noise = dist.StudentT(STUDENT_T_NU, mean, sigma) if spec.likelihood == "student_t" else dist.Normal(mean, sigma)
-        with numpyro.plate("run", n):
+        with numpyro.plate("run", n), handlers.mask(mask=mask):
             numpyro.sample("log_loss", noise, obs=log_loss)
 
     return model

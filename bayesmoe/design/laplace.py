@@ -16,9 +16,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
-import numpyro.distributions as dist
-from numpyro import handlers
 from numpyro.infer.util import constrain_fn
 
 from .. import arviz_io
@@ -26,7 +23,7 @@ from ..errors import BayesMoeError
 from ..fit import Fit
 from ..inference import ModeFinder
 from ..laws import Law, get_law
-from ..model import SIGMA_PRIOR_SD, STUDENT_T_NU, ModelSpec, sample_parameters
+from ..model import STUDENT_T_NU, ModelSpec, build_model
 from ..priors import centred_priors, default_priors
 from ..runs import data_hash, load_runs
 
@@ -34,22 +31,10 @@ PAD = 16
 _CACHE: dict = {}
 
 
-def _masked_model(spec: ModelSpec):
-    def model(x, group_index, log_loss, mask):
-        theta = sample_parameters(spec, group_index)
-        mean = spec.law.mean_log_loss(theta, x)
-        sigma = numpyro.sample("sigma", dist.HalfNormal(SIGMA_PRIOR_SD))
-        noise = dist.StudentT(STUDENT_T_NU, mean, sigma) if spec.likelihood == "student_t" else dist.Normal(mean, sigma)
-        with numpyro.plate("run", mean.shape[-1]), handlers.mask(mask=mask):
-            numpyro.sample("log_loss", noise, obs=log_loss)
-
-    return model
-
-
 def _machinery(spec: ModelSpec, key: tuple, kwargs: dict):
     """The compiled mode search and the jitted constraining map, built once per ``key``."""
     if key not in _CACHE:
-        model = _masked_model(spec)
+        model = build_model(spec)
         finder = ModeFinder(model, kwargs, jax.random.PRNGKey(0))
         constrain = jax.vmap(lambda z, kw: constrain_fn(model, (), kw, finder.unravel(z), return_deterministic=True),
                              in_axes=(0, None))
@@ -97,7 +82,7 @@ def laplace_fit(
     if mode.covariance is None:
         raise BayesMoeError(f"Laplace fit of law '{law.name}' found no posterior mode with a positive-definite Hessian")
     eps = np.random.default_rng(seed).standard_normal((int(draws), mode.flat.size))
-    z = np.asarray(mode.flat)[None, :] + eps @ np.linalg.cholesky(np.asarray(mode.covariance)).T
+    z = np.asarray(mode.flat)[None, :] + eps @ np.asarray(mode.scale).T
     samples = constrain(jnp.asarray(z), kwargs)
     posterior = {name: np.asarray(v)[None] for name, v in samples.items()}
     idata = arviz_io.from_draws(posterior)
