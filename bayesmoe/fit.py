@@ -73,6 +73,7 @@ def fit(
     warmup: int = 500,
     draws: int = 1000,
     seed: int = 0,
+    target_accept: float = 0.95,
     where: str | None = None,
     exclude_top_loss: int = 0,
     holdout_top_compute: int = 0,
@@ -90,6 +91,7 @@ def fit(
             centred on it, widths in :mod:`bayesmoe.priors`), or a dict of :class:`Prior` by parameter.
         likelihood: ``"student_t"`` (nu = 4) or ``"normal"``, on log loss.
         chains, warmup, draws, seed: NUTS settings; the same seed gives the same draws.
+        target_accept: NUTS target acceptance probability, in (0, 1).
         method: ``"nuts"`` (default) or ``"laplace"`` (fast approximation: Gaussian at the mode in the
             unconstrained space, :mod:`bayesmoe.laplace`; ``warmup`` is unused).
         where: pandas query selecting runs; exclude_top_loss: drop the K highest-loss runs;
@@ -103,6 +105,8 @@ def fit(
     for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
         if int(value) < 1:
             raise BayesMoeError(f"--{name} must be a positive integer, got {value}")
+    if not 0.0 < float(target_accept) < 1.0:
+        raise BayesMoeError(f"--target-accept must be between 0 and 1 (exclusive), got {target_accept}")
     source = str(runs) if not isinstance(runs, pd.DataFrame) else "DataFrame"
     frame = load_runs(runs, required=law.required_columns, law=law.name, where=where, exclude_top_loss=exclude_top_loss)
     heldout = None
@@ -123,7 +127,8 @@ def fit(
         priors, prior_set = {**default_priors(law), **(prior or {})}, None
     pooled = tuple(dict.fromkeys([*default_pooled(law), *pool])) if groups else ()
     spec = ModelSpec(law=law, priors=priors, likelihood=likelihood, groups=groups, pooled=pooled)
-    settings = Settings(chains=int(chains), warmup=int(warmup), draws=int(draws), seed=int(seed), progress_bar=progress_bar)
+    settings = Settings(chains=int(chains), warmup=int(warmup), draws=int(draws), seed=int(seed),
+                        target_accept=float(target_accept), progress_bar=progress_bar)
 
     kwargs = {
         "x": {k: jnp.asarray(v) for k, v in x.items()},
@@ -294,7 +299,7 @@ class Fit:
             out.append(f"bulk or tail ESS < {min_ess} for {', '.join(low_ess)}: run more draws before trusting intervals")
         if self.divergences:
             out.append(f"{self.divergences} divergent transitions: the posterior has regions NUTS cannot explore; "
-                       "try more warmup, a higher target_accept, or inspect outliers")
+                       "try more warmup, a higher --target-accept (e.g. 0.99), or inspect outliers")
         saturated = self.tree_depth_saturation
         if saturated > TREE_DEPTH_SATURATED_SHARE:
             depth = self.meta.get("settings", {}).get("max_tree_depth", 10)

@@ -1,18 +1,25 @@
 """Running NUTS in coordinates whitened by the Laplace approximation at the posterior mode.
 
-One trace of the model gives the unconstrained potential ``U(z) = -log p(z, data)`` (data passed as
+One trace of the model gives the potential ``U(w) = -log p(w, data)`` in the sampling coordinates
+``w`` of :mod:`bayesmoe.coordinates` (NumPyro's unconstrained ``z``, with soft-bounded maps for
+truncated exponents and the natural scale for the irreducible loss; data passed as
 arguments to the mode search, so its compiled programs are reused for any data set of the same size
 and, through JAX's persistent compilation cache, by later processes). The mode is found from several
 starts by SciPy L-BFGS-B on a compiled value-and-gradient (the starts are the prior medians and
-jittered copies of them) and polished by Newton steps. NUTS then samples ``u`` with
-``z = z_mode + L u``, where ``L L^T`` is the Laplace covariance (the inverse Hessian of ``U`` at the
+jittered copies of them; each end point polished by Newton steps, stopping once 4 agree). NUTS then samples ``u`` with
+``w = w_mode + L u``, where ``L L^T`` is the Laplace covariance (the inverse Hessian of ``U`` at the
 mode). In ``u`` the posterior is close to a standard normal: the dense mass matrix adapted during
 warmup is close to the identity, and NumPyro's shrinkage of that estimate towards a small multiple of
-the identity is harmless. (Adapting the mass matrix in ``z`` instead shrinks the conditional variances
+the identity is harmless. (Adapting the mass matrix in ``w`` instead shrinks the conditional variances
 of strongly correlated pairs, e.g. a coefficient and its exponent, and forced 5x smaller steps on the
 Epoch Chinchilla data.) Where the Hessian at the best end point is not positive definite (a saddle,
 or a hierarchical scale at its boundary), ``L`` is the identity: NUTS then adapts its mass matrix in
-``z`` as usual. Chains start at jittered copies of the mode and run vectorised in one process.
+``w`` as usual. Chains start at jittered copies of the mode and run one after another through the
+same two compiled programs (:mod:`bayesmoe.nuts`; vmapping NUTS over chains turns its data-dependent
+branches into selects that evaluate both sides, 2-3x the cost per draw). After warmup they all sample with the smallest step size any chain adapted
+(target acceptance 0.95): the chains sample one posterior, so their step sizes differ only by the noise
+of warmup, and the largest then diverges in curved tails (on 200 simulated runs of the joint law one
+chain at step 0.31 against 0.17-0.24 made 21 divergent transitions, the others none).
 """
 from __future__ import annotations
 
@@ -24,24 +31,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from numpyro.infer import MCMC, NUTS, init_to_median, log_likelihood
+from numpyro.infer import init_to_median, log_likelihood
 from numpyro.infer.util import initialize_model
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
-from . import arviz_io
+from . import arviz_io, coordinates
+from .nuts import ChainPrograms
 
 #: BFGS starts for the mode: the prior medians plus jittered copies (unconstrained scale).
 MAP_STARTS = 16
 MAP_START_SCALE = 1.0
 MAP_MAXITER = 500
-#: Newton steps that polish the best L-BFGS-B end point (see ``ModeFinder._polish``).
+#: Newton steps that polish each L-BFGS-B end point (see ``ModeFinder._polish``).
 POLISH_STEPS = 8
 #: starts whose optimum is within this many nats of the best count as agreeing.
 MAP_AGREE_NATS = 0.05
-#: per-draw sampler statistics kept: NumPyro field -> ArviZ name (``tree_depth`` is derived from ``n_steps``).
+#: the search stops once this many starts agree (so a unimodal posterior costs 4 starts, not 16).
+MAP_AGREE_STOP = 4
+#: per-draw sampler statistics kept: ChainDraws field -> ArviZ name (``tree_depth`` is derived from ``n_steps``).
 SAMPLE_STATS = {"diverging": "diverging", "energy": "energy", "num_steps": "n_steps", "accept_prob": "acceptance_rate",
-                "adapt_state.step_size": "step_size"}
+                "step_size": "step_size"}
 #: chains start at the mode plus Normal(0, INIT_JITTER^2) times the Laplace covariance.
 INIT_JITTER = 0.5
 
@@ -54,7 +64,7 @@ class Settings:
     warmup: int = 500
     draws: int = 1000
     seed: int = 0
-    target_accept: float = 0.9
+    target_accept: float = 0.95
     dense_mass: bool = True
     max_tree_depth: int = 10
     progress_bar: bool | None = None
@@ -65,20 +75,21 @@ class Settings:
 
 @dataclass(frozen=True)
 class Mode:
-    """The posterior mode in the unconstrained space and the curvature there.
+    """The posterior mode in the sampling coordinates and the curvature there.
 
     Attributes:
-        z: unconstrained latent values by site name (the pytree NUTS works on).
-        flat: the same, flattened (sorted site names), shape (k,).
-        covariance: inverse Hessian of the potential at the mode, shape (k, k); None if the Hessian
-            is not positive definite there.
+        z: NumPyro's unconstrained latent values at the mode, by site name.
+        flat: the mode in the sampling coordinates ``w`` (:mod:`bayesmoe.coordinates`), shape (k,).
+        covariance: inverse Hessian of the potential in ``w`` at the mode, shape (k, k); None if the
+            Hessian is not positive definite there.
         scale: (k, k) matrix ``L`` with ``L L^T`` = ``covariance`` (its Cholesky factor), what NUTS whitens
             with; the identity when the Hessian is not positive definite (NUTS then adapts its mass
-            matrix in the unconstrained coordinates themselves).
-        potential: ``-log p(z, data)`` at the mode (nats).
-        agree: how many of the BFGS starts reached the best potential (within ``MAP_AGREE_NATS``).
-        starts: how many starts were run.
-        unravel: maps a flat vector (k,) back to a ``z`` dict.
+            matrix in ``w`` itself, and ``w`` = ``z``).
+        coordinates: the maps between ``w`` and ``z``, chosen from the Laplace approximation in ``z``.
+        potential: ``-log p(z, data)`` at the mode (nats), before the change to ``w``.
+        agree: how many of the L-BFGS-B starts reached the best potential (within ``MAP_AGREE_NATS``).
+        starts: how many starts were run (the search stops once ``MAP_AGREE_STOP`` agree).
+        unravel: maps a flat vector ``w`` (k,) to the ``z`` dict.
         postprocess: maps a ``z`` dict to all sample and deterministic sites on the natural scale.
     """
 
@@ -86,6 +97,7 @@ class Mode:
     flat: jnp.ndarray
     covariance: jnp.ndarray | None
     scale: jnp.ndarray
+    coordinates: coordinates.Coordinates
     potential: float
     agree: int
     starts: int
@@ -93,8 +105,15 @@ class Mode:
     postprocess: Callable
 
 
-def _minimize_many(value_and_grad: Callable, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """L-BFGS-B from each row of ``starts`` (s, k); returns optima (s, k) and potentials (s,) (inf if not finite)."""
+def _minimize_many(value_and_grad: Callable, starts: np.ndarray, polish: Callable) -> tuple[np.ndarray, np.ndarray, int]:
+    """L-BFGS-B from the rows of ``starts`` (s, k) in order, each end point polished by ``polish(x, f) -> (x, f)``,
+    until ``MAP_AGREE_STOP`` end points agree.
+
+    Returns optima (s, k), potentials (s,) (inf for a start that failed or was not run) and the number
+    of starts run. The search
+    stops early once ``MAP_AGREE_STOP`` end points lie within ``MAP_AGREE_NATS`` of the best so far:
+    on a unimodal posterior every start lands there, and running all of them only costs time.
+    """
     xs, fs = np.array(starts, dtype=float), np.full(len(starts), np.inf)
     # L-BFGS-B's vector updates go through BLAS; on a few parameters a multi-threaded OpenBLAS spends
     # milliseconds per iteration synchronising its threads (10x the whole update when a core is busy).
@@ -102,16 +121,33 @@ def _minimize_many(value_and_grad: Callable, starts: np.ndarray) -> tuple[np.nda
         for i, z0 in enumerate(starts):
             result = optimize.minimize(value_and_grad, z0, jac=True, method="L-BFGS-B", options={"maxiter": MAP_MAXITER})
             if np.isfinite(result.fun):
-                xs[i], fs[i] = result.x, result.fun
-    return xs, fs
+                xs[i], fs[i] = polish(result.x, float(result.fun))
+            if np.sum(fs <= np.min(fs) + MAP_AGREE_NATS) >= MAP_AGREE_STOP:
+                break
+    return xs, fs, i + 1
+
+
+def _laplace(hessian: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(covariance, its Cholesky factor) from a Hessian, or None if it is not positive definite."""
+    try:
+        covariance = np.linalg.inv(hessian)
+        scale = np.linalg.cholesky(covariance)
+    except np.linalg.LinAlgError:  # a saddle or a boundary (e.g. a pooling scale at 0): no Gaussian here
+        return None
+    return (covariance, scale) if np.all(np.isfinite(scale)) else None
 
 
 class ModeFinder:
     """The compiled mode search for one model and one data shape; call it with data of that shape.
 
-    Tracing the model (``initialize_model``) and compiling its value-and-gradient and Hessian happen
-    once, here; each call then costs only the L-BFGS-B iterations. So many refits of tables of the
-    same size (experimental design, benchmarks) pay the compile once.
+    Tracing the model (``initialize_model``) and compiling its value-and-gradient and Hessian (as
+    functions of the point, the data and the :class:`~bayesmoe.coordinates.Coordinates`) happen once,
+    here; each call then costs only the iterations. So many refits of tables of the same size
+    (experimental design, benchmarks) pay the compile once.
+
+    A call runs L-BFGS-B in NumPyro's ``z`` from the starts in turn, polishes each end point by Newton
+    steps (until ``MAP_AGREE_STOP`` agree), chooses the sampling coordinates ``w`` from the Laplace approximation there
+    (:func:`bayesmoe.coordinates.adapt`), and polishes again in ``w`` (the Jacobian moves the mode).
 
     Args:
         model: a NumPyro model taking keyword data.
@@ -126,69 +162,79 @@ class ModeFinder:
         info = initialize_model(key_init, model, model_kwargs=model_kwargs, init_strategy=init_to_median(),
                                 dynamic_args=True)
         self.z_median = info.param_info.z
-        flat0, unravel = ravel_pytree(self.z_median)
-        self.unravel = unravel
+        z0, self._unravel_z = ravel_pytree(self.z_median)
+        self.marks = coordinates.marks(model, model_kwargs, self.z_median)
+        self.identity = coordinates.identity(z0.size)
 
-        def potential(flat, kwargs):
-            return info.potential_fn(**kwargs)(unravel(flat))
+        def potential(flat, kwargs, coords):
+            z, log_det = coords.to_z(flat)
+            return info.potential_fn(**kwargs)(self._unravel_z(z)) - log_det
 
-        jitter = MAP_START_SCALE * jax.random.normal(key_starts, (starts - 1, flat0.size))
-        self.starts = np.asarray(jnp.concatenate([flat0[None], flat0[None] + jitter]))
+        jitter = MAP_START_SCALE * jax.random.normal(key_starts, (starts - 1, z0.size))
+        self.starts = np.asarray(jnp.concatenate([z0[None], z0[None] + jitter]))
+        self.potential_fn = potential
         self._info = info
         self._value_and_grad = jax.jit(jax.value_and_grad(potential))
         self._hessian = jax.jit(jax.hessian(potential))
 
+    def unravel(self, flat, coords: coordinates.Coordinates) -> dict:
+        """The ``z`` dict of a flat vector ``w`` (k,) in coordinates ``coords``."""
+        return self._unravel_z(coords.to_z(flat)[0])
+
     def __call__(self, model_kwargs: dict) -> Mode:
         """The mode for ``model_kwargs``: the best of the starts, polished, with its Laplace covariance."""
+        coords = self.identity
 
         def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad = self._value_and_grad(flat, model_kwargs)
+            value, grad = self._value_and_grad(flat, model_kwargs, coords)
             return float(value), np.asarray(grad, dtype=float)
 
-        xs, fs = _minimize_many(objective, self.starts)
+        xs, fs, run = _minimize_many(objective, self.starts, lambda x, f: self._polish(x, f, model_kwargs, coords))
         best = int(np.argmin(fs))
         postprocess = self._info.postprocess_fn(**model_kwargs)
         if not np.isfinite(float(fs[best])):
             flat0 = jnp.asarray(self.starts[0])
-            return Mode(self.z_median, flat0, None, jnp.eye(flat0.size), float("nan"), 0, len(self.starts), self.unravel,
-                        postprocess)
-        flat, potential = self._polish(xs[best], float(fs[best]), model_kwargs)
-        fs[best] = potential
-        hessian = np.asarray(self._hessian(jnp.asarray(flat), model_kwargs), dtype=float)
-        try:
-            covariance = np.linalg.inv(hessian)
-            scale = np.linalg.cholesky(covariance)
-        except np.linalg.LinAlgError:  # a saddle or a boundary (e.g. a pooling scale at 0): no Gaussian here
-            covariance, scale = None, np.eye(flat.size)
-        if covariance is not None and not np.all(np.isfinite(scale)):
-            covariance, scale = None, np.eye(flat.size)
+            return Mode(self.unravel(flat0, coords), flat0, None, jnp.eye(flat0.size), coords, float("nan"), 0,
+                        run, lambda v: self.unravel(v, coords), postprocess)
+        flat, potential = xs[best], float(fs[best])
         agree = int(np.sum(fs <= fs[best] + MAP_AGREE_NATS))
+        laplace = _laplace(self._hessian_at(flat, model_kwargs, coords))
+        if laplace is not None:
+            adapted = coordinates.adapt(self.marks, flat, laplace[0])
+            w0 = adapted.from_z(flat)
+            w, _ = self._polish(w0, float(self._value_and_grad(w0, model_kwargs, adapted)[0]), model_kwargs, adapted)
+            in_w = _laplace(self._hessian_at(w, model_kwargs, adapted))
+            if in_w is not None:  # otherwise keep z, where the Hessian is positive definite
+                coords, flat, laplace = adapted, w, in_w
+        covariance, scale = (None, np.eye(flat.size)) if laplace is None else laplace
         covariance = None if covariance is None else jnp.asarray(covariance)
-        return Mode(self.unravel(jnp.asarray(flat)), jnp.asarray(flat), covariance, jnp.asarray(scale), float(fs[best]),
-                    agree, len(self.starts), self.unravel, postprocess)
+        return Mode(self.unravel(jnp.asarray(flat), coords), jnp.asarray(flat), covariance, jnp.asarray(scale), coords,
+                    potential, agree, run, lambda v: self.unravel(v, coords), postprocess)
 
-    def potential(self, model_kwargs: dict) -> Callable:
-        """``U(flat)`` = -log p(z, data) for the flat unconstrained vector (k,), data ``model_kwargs``."""
-        energy = self._info.potential_fn(**model_kwargs)
-        return lambda flat: energy(self.unravel(flat))
+    def potential(self, model_kwargs: dict, coords: coordinates.Coordinates) -> Callable:
+        """``U(flat)`` = -log p(w, data) for the flat vector ``w`` (k,) in ``coords``, data ``model_kwargs``."""
+        return lambda flat: self.potential_fn(flat, model_kwargs, coords)
 
-    def _polish(self, flat: np.ndarray, potential: float, model_kwargs: dict) -> tuple[np.ndarray, float]:
-        """Newton steps (with step halving) from L-BFGS-B's end point while the Hessian is positive definite.
+    def _hessian_at(self, flat, model_kwargs: dict, coords) -> np.ndarray:
+        return np.asarray(self._hessian(jnp.asarray(flat), model_kwargs, coords), dtype=float)
+
+    def _polish(self, flat: np.ndarray, potential: float, model_kwargs: dict, coords) -> tuple[np.ndarray, float]:
+        """Newton steps (with step halving) from a near-optimal point while the Hessian is positive definite.
 
         L-BFGS-B stops at a relative change of ~1e-9 in the potential; along flat directions that can
         leave the point visibly off the mode, and the Laplace covariance (the Hessian's inverse) is
         evaluated there. A few Newton steps reach the mode to machine precision.
         """
         for _ in range(POLISH_STEPS):
-            grad = np.asarray(self._value_and_grad(flat, model_kwargs)[1], dtype=float)
+            grad = np.asarray(self._value_and_grad(flat, model_kwargs, coords)[1], dtype=float)
             try:
-                lower = np.linalg.cholesky(np.asarray(self._hessian(flat, model_kwargs), dtype=float))
+                lower = np.linalg.cholesky(self._hessian_at(flat, model_kwargs, coords))
             except np.linalg.LinAlgError:
                 break
             step = np.linalg.solve(lower.T, np.linalg.solve(lower, grad))
             for length in (1.0, 0.5, 0.25, 0.125):
                 trial = flat - length * step
-                new = float(self._value_and_grad(trial, model_kwargs)[0])
+                new = float(self._value_and_grad(trial, model_kwargs, coords)[0])
                 if np.isfinite(new) and new <= potential:
                     flat, potential = trial, new
                     break
@@ -229,24 +275,27 @@ def run_nuts(model, model_kwargs: dict, settings: Settings, finder: ModeFinder |
     key_map, key_jitter, key_run = jax.random.split(jax.random.PRNGKey(settings.seed), 3)
     finder = ModeFinder(model, model_kwargs, key_map) if finder is None else finder
     mode = finder(model_kwargs)
-    potential = finder.potential(model_kwargs)
-    flat, scale = mode.flat, mode.scale
-    kernel = NUTS(
-        potential_fn=lambda u: potential(flat + scale @ u),
-        target_accept_prob=settings.target_accept,
-        dense_mass=settings.dense_mass,
-        max_tree_depth=settings.max_tree_depth,
-    )
+    programs = ChainPrograms(finder.potential_fn, warmup=settings.warmup, draws=settings.draws,
+                             target_accept=settings.target_accept, dense_mass=settings.dense_mass,
+                             max_tree_depth=settings.max_tree_depth)
+    args = (mode.flat, mode.scale, mode.coordinates, model_kwargs)
     progress = sys.stderr.isatty() if settings.progress_bar is None else settings.progress_bar
-    mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=settings.draws, num_chains=settings.chains,
-                chain_method="vectorized", progress_bar=progress)
-    init = INIT_JITTER * jax.random.normal(key_jitter, (settings.chains, flat.size))
-    mcmc.run(key_run, init_params=init if settings.chains > 1 else init[0], extra_fields=tuple(SAMPLE_STATS))
-    u = mcmc.get_samples(group_by_chain=True)
-    z = flat + jnp.einsum("cdj,ij->cdi", u, scale)
-    sites = jax.jit(jax.vmap(jax.vmap(lambda v: mode.postprocess(mode.unravel(v)))))(z)
-    extra = mcmc.get_extra_fields(group_by_chain=True)
-    stats = {name: np.asarray(extra[field]) for field, name in SAMPLE_STATS.items()}
+    init = INIT_JITTER * jax.random.normal(key_jitter, (settings.chains, mode.flat.size))
+    warmed = []
+    for chain, (key, start) in enumerate(zip(jax.random.split(key_run, settings.chains), init)):
+        warmed.append(programs.warmup(key, start, args))
+        if progress:
+            print(f"warmup: chain {chain + 1}/{settings.chains} done", file=sys.stderr, flush=True)
+    step_size = jnp.asarray(min(float(state.adapt_state.step_size) for state in warmed))
+    chains = []
+    for chain, state in enumerate(warmed):
+        chains.append(programs.sample(state, step_size, args))
+        if progress:
+            print(f"sampling: chain {chain + 1}/{settings.chains} done", file=sys.stderr, flush=True)
+    u = jnp.stack([c.u for c in chains])
+    w = mode.flat + jnp.einsum("cdj,ij->cdi", u, mode.scale)
+    sites = jax.jit(jax.vmap(jax.vmap(lambda v: mode.postprocess(mode.unravel(v)))))(w)
+    stats = {name: np.stack([np.asarray(getattr(c, field)) for c in chains]) for field, name in SAMPLE_STATS.items()}
     stats["tree_depth"] = np.floor(np.log2(stats["n_steps"])).astype(np.int64) + 1
     return Draws({k: np.asarray(v) for k, v in sites.items()}, stats)
 

@@ -1,12 +1,13 @@
-"""Laplace approximation: a Gaussian at the posterior mode in the unconstrained space.
+"""Laplace approximation: a Gaussian at the posterior mode in the sampling coordinates.
 
-``z ~ Normal(z_map, H^-1)`` where ``H`` is the Hessian of ``-log p(z, data)`` at the mode (from
-:func:`bayesmoe.inference.find_map`); draws are pushed through the model's constraining transforms,
+``w ~ Normal(w_map, H^-1)`` where ``H`` is the Hessian of ``-log p(w, data)`` at the mode (from
+:func:`bayesmoe.inference.find_map`; ``w`` is NumPyro's unconstrained space with the soft-bounded and
+natural-scale maps of :mod:`bayesmoe.coordinates`, in which the posterior is closer to Gaussian); draws are pushed through the model's constraining transforms,
 so truncated exponents stay in their bounds and coefficients stay positive, and every site NUTS
 would record (latents, deterministics such as ``A`` from ``log_A``, ``sigma``) is present. Draws are
 independent, so the "chains" are just a split of them; there are no divergences. Much faster than
 NUTS (one optimisation, no sampler compile), and close to it when the posterior is near-Gaussian in
-the unconstrained space; intervals of skewed or bounded parameters can be off (see
+those coordinates; intervals of skewed or bounded parameters can be off (see
 ``benchmarks/laplace.py``).
 """
 from __future__ import annotations

@@ -11,6 +11,11 @@ shared; ``pool=`` adds parameters.
 
 Sites: ``log_<p>`` / ``<p>`` (population latent), ``<p>`` (natural, deterministic), and for pooled
 parameters ``<latent>_tau``, ``<latent>_z`` (shape G) and ``<p>_group`` (natural, shape G).
+
+Sampling coordinates (:mod:`bayesmoe.coordinates`): each truncated latent is marked
+``infer={"soft_bounds": True}`` and each shared (unpooled) log-scale parameter with
+``sample_scale="natural"`` is marked ``infer={"natural_scale": True}``. The marks change how the
+posterior is explored, not the model.
 """
 from __future__ import annotations
 
@@ -77,7 +82,8 @@ def sample_parameters(spec: ModelSpec, group_index) -> dict[str, jnp.ndarray]:
         if p.name in spec.fixed:
             theta[p.name] = jnp.asarray(spec.fixed[p.name])
             continue
-        latent = numpyro.sample(p.latent, spec.priors[p.name].distribution())
+        prior = spec.priors[p.name]
+        latent = numpyro.sample(p.latent, prior.distribution(), infer=_sampling_marks(spec, p, prior))
         if p.scale == "log":
             numpyro.deterministic(p.name, p.to_natural(latent))
         if spec.hierarchical and p.name in spec.pooled:
@@ -89,6 +95,16 @@ def sample_parameters(spec: ModelSpec, group_index) -> dict[str, jnp.ndarray]:
         else:
             theta[p.name] = p.to_natural(latent)
     return theta
+
+
+def _sampling_marks(spec: ModelSpec, param, prior: Prior) -> dict:
+    """The site's ``infer`` marks read by :func:`bayesmoe.coordinates.from_model`."""
+    pooled = spec.hierarchical and param.name in spec.pooled
+    if prior.low is not None or prior.high is not None:
+        return {"soft_bounds": True}
+    if param.sample_scale == "natural" and param.scale == "log" and not pooled:
+        return {"natural_scale": True}
+    return {}
 
 
 def build_model(spec: ModelSpec):

@@ -14,6 +14,8 @@ def add_arguments(parser):
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target-accept", type=float, default=0.95,
+                        help="NUTS target acceptance probability in (0, 1); raise it (e.g. 0.99) if a fit reports divergences")
     parser.add_argument("--prior", metavar="SET", help="centre priors on a published set, e.g. chinchilla:besiroglu2024")
     parser.add_argument("--likelihood", choices=["student_t", "normal"], default="student_t")
     parser.add_argument("--exclude-top-loss", type=int, default=0, metavar="K", help="drop the K highest-loss runs")
@@ -58,6 +60,7 @@ def _fit(args):
         warmup=args.warmup,
         draws=args.draws,
         seed=args.seed,
+        target_accept=args.target_accept,
         where=args.where,
         exclude_top_loss=args.exclude_top_loss,
         holdout_top_compute=args.holdout_top_compute,

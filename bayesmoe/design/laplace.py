@@ -36,8 +36,9 @@ def _machinery(spec: ModelSpec, key: tuple, kwargs: dict):
     if key not in _CACHE:
         model = build_model(spec)
         finder = ModeFinder(model, kwargs, jax.random.PRNGKey(0))
-        constrain = jax.vmap(lambda z, kw: constrain_fn(model, (), kw, finder.unravel(z), return_deterministic=True),
-                             in_axes=(0, None))
+        constrain = jax.vmap(lambda w, kw, coords: constrain_fn(model, (), kw, finder.unravel(w, coords),
+                                                                 return_deterministic=True),
+                             in_axes=(0, None, None))
         _CACHE[key] = (finder, jax.jit(constrain))
     return _CACHE[key]
 
@@ -82,8 +83,8 @@ def laplace_fit(
     if mode.covariance is None:
         raise BayesMoeError(f"Laplace fit of law '{law.name}' found no posterior mode with a positive-definite Hessian")
     eps = np.random.default_rng(seed).standard_normal((int(draws), mode.flat.size))
-    z = np.asarray(mode.flat)[None, :] + eps @ np.asarray(mode.scale).T
-    samples = constrain(jnp.asarray(z), kwargs)
+    w = np.asarray(mode.flat)[None, :] + eps @ np.asarray(mode.scale).T
+    samples = constrain(jnp.asarray(w), kwargs, mode.coordinates)
     posterior = {name: np.asarray(v)[None] for name, v in samples.items()}
     idata = arviz_io.from_draws(posterior)
     meta = {

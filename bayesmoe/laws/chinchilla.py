@@ -42,7 +42,7 @@ LAW = Law(
     formula="L = E + A / N^alpha + B / D^beta",
     n_counts="N = n_active (non-embedding; Hoffmann et al. count embeddings too), D = tokens",
     params=(
-        Param("E", "log", float(np.log(2.0)), 0.5, role="level", doc="irreducible loss (nats)"),
+        Param("E", "log", float(np.log(2.0)), 0.5, role="level", sample_scale="natural", doc="irreducible loss (nats)"),
         Param("A", "log", 6.0, 3.0, role="level", doc="parameter-term coefficient"),
         Param("B", "log", 6.0, 3.0, role="level", doc="data-term coefficient"),
         Param("alpha", "linear", 0.35, 0.25, low=0.0, high=2.0, doc="parameter exponent"),

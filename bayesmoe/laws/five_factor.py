@@ -102,7 +102,7 @@ LAW = Law(
         Param("b", "log", 7.0, 4.0, role="level", doc="data-term coefficient"),
         Param("beta", "linear", 0.4, 0.2, low=0.0, high=2.0, doc="data exponent"),
         Param("c", "log", 3.5, 2.0, role="level", doc="activated-parameter term coefficient"),
-        Param("eps", "log", 0.5, 1.0, role="level", doc="irreducible loss (nats)"),
+        Param("eps", "log", 0.5, 1.0, role="level", sample_scale="natural", doc="irreducible loss (nats)"),
     ),
     required_columns=("n_total", "n_active", "tokens", "top_k", "shared_ratio"),
     covariates=_covariates,

@@ -61,7 +61,7 @@ LAW = Law(
         Param("beta", "linear", 0.2, 0.2, low=0.0, high=2.0, doc="data exponent"),
         Param("g", "log", 0.0, 2.0, role="level", doc="granularity-term coefficient"),
         Param("gamma", "linear", 0.5, 0.5, low=0.0, high=3.0, doc="granularity exponent"),
-        Param("c", "log", 0.0, 1.0, role="level", doc="irreducible loss (nats)"),
+        Param("c", "log", 0.0, 1.0, role="level", sample_scale="natural", doc="irreducible loss (nats)"),
     ),
     required_columns=("n_total", "tokens"),
     covariates=_covariates,

@@ -117,7 +117,7 @@ LAW = Law(
     n_counts="C = compute (FLOPs), M = flops_per_token (attention included), Na = n_active, N = n_total "
     "(non-embedding), d = d_model",
     params=(
-        Param("E", "log", 0.5, 1.0, role="level", doc="irreducible loss of the budget envelope (nats)"),
+        Param("E", "log", 0.5, 1.0, role="level", sample_scale="natural", doc="irreducible loss of the budget envelope (nats)"),
         Param("A", "log", 3.0, 3.0, role="level", doc="envelope coefficient: optimal loss E + A C^-alpha"),
         Param("alpha", "linear", 0.1, 0.1, low=0.0, high=1.0, doc="envelope exponent in C"),
         Param("k_M", "log", -3.0, 3.0, doc="optimal FLOPs per token M* = k_M C^a_M (Eq. 2: 0.04368)"),

@@ -55,7 +55,7 @@ LAW = Law(
         Param("alpha", "linear", -0.2, 0.15, low=-2.0, high=0.0, doc="parameter exponent (negative)"),
         Param("b", "log", 3.5, 3.0, role="level", doc="data-term coefficient"),
         Param("beta", "linear", -0.2, 0.15, low=-2.0, high=0.0, doc="data exponent (negative)"),
-        Param("c", "log", 0.0, 1.0, role="level", doc="irreducible loss (nats)"),
+        Param("c", "log", 0.0, 1.0, role="level", sample_scale="natural", doc="irreducible loss (nats)"),
         Param("delta", "linear", 0.0, 0.5, doc="Ehat exponent of the parameter term"),
         Param("gamma", "linear", 0.0, 0.05, doc="Ehat-N interaction"),
         Param("omega", "linear", 0.0, 0.5, doc="Ehat exponent of the data term"),
