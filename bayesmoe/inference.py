@@ -172,7 +172,16 @@ class ModeFinder:
 
         jitter = MAP_START_SCALE * jax.random.normal(key_starts, (starts - 1, z0.size))
         self.starts = np.asarray(jnp.concatenate([z0[None], z0[None] + jitter]))
+        def constrain(params, kwargs, coords):
+            to_sites = info.postprocess_fn(**kwargs)
+            one = lambda flat: to_sites(self.unravel(flat, coords))  # noqa: E731
+            for _ in range(params.ndim - 1):
+                one = jax.vmap(one)
+            return one(params)
+
         self.potential_fn = potential
+        #: ``constrain(w, model_kwargs, coords)``: every site on the natural scale for points ``w`` (..., k).
+        self.constrain = jax.jit(constrain)
         self._info = info
         self._value_and_grad = jax.jit(jax.value_and_grad(potential))
         self._hessian = jax.jit(jax.hessian(potential))
@@ -294,7 +303,7 @@ def run_nuts(model, model_kwargs: dict, settings: Settings, finder: ModeFinder |
             print(f"sampling: chain {chain + 1}/{settings.chains} done", file=sys.stderr, flush=True)
     u = jnp.stack([c.u for c in chains])
     w = mode.flat + jnp.einsum("cdj,ij->cdi", u, mode.scale)
-    sites = jax.jit(jax.vmap(jax.vmap(lambda v: mode.postprocess(mode.unravel(v)))))(w)
+    sites = finder.constrain(w, model_kwargs, mode.coordinates)
     stats = {name: np.stack([np.asarray(getattr(c, field)) for c in chains]) for field, name in SAMPLE_STATS.items()}
     stats["tree_depth"] = np.floor(np.log2(stats["n_steps"])).astype(np.int64) + 1
     return Draws({k: np.asarray(v) for k, v in sites.items()}, stats)

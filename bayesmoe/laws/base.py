@@ -42,10 +42,10 @@ class Param:
         role: ``"level"`` terms (coefficients, irreducible loss) are pooled across groups by default;
             ``"exponent"`` terms are shared unless pooling is requested.
         sample_scale: ``"latent"`` (the sampler works on the latent scale), or ``"natural"`` for a
-            log-scale level that enters the loss additively, such as the irreducible loss: the sampler
-            then works on the value itself, softly kept positive (:mod:`bayesmoe.coordinates`; the prior
-            is unchanged). Where such a term shrinks, the data stop depending on it, so its log has a
-            long tail while the value is close to Gaussian.
+            log-scale level that enters the loss additively, such as the irreducible loss: when the
+            data determine its log well, the sampler works on the value itself, softly kept positive
+            (:mod:`bayesmoe.coordinates`; the prior is unchanged). Where such a term shrinks, the data
+            stop depending on it, so its log has a long tail while the value is close to Gaussian.
         doc: what the parameter means.
     """
 
