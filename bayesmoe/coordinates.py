@@ -86,12 +86,6 @@ class Coordinates:
     high: np.ndarray
     width: np.ndarray
 
-    def describe(self) -> dict[str, int]:
-        """How many elements use each map."""
-        kind = np.asarray(self.kind)
-        names = {IDENTITY: "identity", INTERVAL: "interval", LOWER: "lower", UPPER: "upper"}
-        return {names[k]: int(np.sum(kind == k)) for k in names if np.any(kind == k)}
-
     def to_z(self, w):
         """``z(w)`` and ``log |det dz/dw|`` for ``w`` of shape (k,) (JAX; every branch is finite, then selected)."""
         kind, low, high, s = self.kind, self.low, self.high, self.width

@@ -220,10 +220,6 @@ class ModeFinder:
         return Mode(self.unravel(jnp.asarray(flat), coords), jnp.asarray(flat), covariance, jnp.asarray(scale), coords,
                     potential, agree, run, lambda v: self.unravel(v, coords), postprocess)
 
-    def potential(self, model_kwargs: dict, coords: coordinates.Coordinates) -> Callable:
-        """``U(flat)`` = -log p(w, data) for the flat vector ``w`` (k,) in ``coords``, data ``model_kwargs``."""
-        return lambda flat: self.potential_fn(flat, model_kwargs, coords)
-
     def _hessian_at(self, flat, model_kwargs: dict, coords) -> np.ndarray:
         return np.asarray(self._hessian(jnp.asarray(flat), model_kwargs, coords), dtype=float)
 

@@ -1,12 +1,12 @@
 """Laplace approximation of a law's posterior: a refit in about a second, for checking designs.
 
 Same model as :mod:`bayesmoe.model` (priors, Student-t or Normal likelihood on log loss, no pooling):
-the posterior mode in NumPyro's unconstrained space, found by the same multi-start L-BFGS-B search
-as the NUTS fits (:class:`bayesmoe.inference.ModeFinder`: prior medians and jittered copies), a
-Gaussian there with the inverse Hessian of the negative log density as covariance, and draws mapped
+the posterior mode in the sampling coordinates of :mod:`bayesmoe.coordinates`, found by the same
+multi-start L-BFGS-B search as the NUTS fits (:class:`bayesmoe.inference.ModeFinder`: prior medians
+and jittered copies), a Gaussian there with the inverse Hessian of the negative log density as covariance, and draws mapped
 back to the parameters. Runs are padded to a multiple of ``PAD`` with masked rows, so one compiled
 mode search serves every table of similar size; this is what makes 20-replication design benchmarks
-cheap. It is an approximation (a Gaussian in log-coefficients and exponents): use ``bayesmoe.fit``
+cheap. It is an approximation (a Gaussian in those coordinates): use ``bayesmoe.fit``
 (NUTS) for results you report.
 """
 from __future__ import annotations
@@ -16,7 +16,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.infer.util import constrain_fn
 
 from .. import arviz_io
 from ..errors import BayesMoeError
@@ -31,15 +30,10 @@ PAD = 16
 _CACHE: dict = {}
 
 
-def _machinery(spec: ModelSpec, key: tuple, kwargs: dict):
-    """The compiled mode search and the jitted constraining map, built once per ``key``."""
+def _finder(spec: ModelSpec, key: tuple, kwargs: dict) -> ModeFinder:
+    """The compiled mode search (and its constraining map), built once per ``key``."""
     if key not in _CACHE:
-        model = build_model(spec)
-        finder = ModeFinder(model, kwargs, jax.random.PRNGKey(0))
-        constrain = jax.vmap(lambda w, kw, coords: constrain_fn(model, (), kw, finder.unravel(w, coords),
-                                                                 return_deterministic=True),
-                             in_axes=(0, None, None))
-        _CACHE[key] = (finder, jax.jit(constrain))
+        _CACHE[key] = ModeFinder(build_model(spec), kwargs, jax.random.PRNGKey(0))
     return _CACHE[key]
 
 
@@ -78,13 +72,13 @@ def laplace_fit(
         "mask": jnp.asarray(np.arange(n_pad) < n),
     }
     start = time.perf_counter()
-    finder, constrain = _machinery(spec, (law.name, prior, likelihood, n_pad), kwargs)
+    finder = _finder(spec, (law.name, prior, likelihood, n_pad), kwargs)
     mode = finder(kwargs)
     if mode.covariance is None:
         raise BayesMoeError(f"Laplace fit of law '{law.name}' found no posterior mode with a positive-definite Hessian")
     eps = np.random.default_rng(seed).standard_normal((int(draws), mode.flat.size))
     w = np.asarray(mode.flat)[None, :] + eps @ np.asarray(mode.scale).T
-    samples = constrain(jnp.asarray(w), kwargs, mode.coordinates)
+    samples = finder.constrain(jnp.asarray(w), kwargs, mode.coordinates)
     posterior = {name: np.asarray(v)[None] for name, v in samples.items()}
     idata = arviz_io.from_draws(posterior)
     meta = {
