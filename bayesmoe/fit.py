@@ -93,7 +93,7 @@ def fit(
         chains, warmup, draws, seed: NUTS settings; the same seed gives the same draws.
         target_accept: NUTS target acceptance probability, in (0, 1).
         method: ``"nuts"`` (default) or ``"laplace"`` (fast approximation: Gaussian at the mode in the
-            unconstrained space, :mod:`bayesmoe.laplace`; ``warmup`` is unused).
+            sampling coordinates, :mod:`bayesmoe.laplace`; ``warmup`` is unused).
         where: pandas query selecting runs; exclude_top_loss: drop the K highest-loss runs;
         holdout_top_compute: leave the K largest-compute runs out of the fit (kept in the file).
 

@@ -98,7 +98,7 @@ def sample_parameters(spec: ModelSpec, group_index) -> dict[str, jnp.ndarray]:
 
 
 def _sampling_marks(spec: ModelSpec, param, prior: Prior) -> dict:
-    """The site's ``infer`` marks read by :func:`bayesmoe.coordinates.from_model`."""
+    """The site's ``infer`` marks read by :func:`bayesmoe.coordinates.marks`."""
     pooled = spec.hierarchical and param.name in spec.pooled
     if prior.low is not None or prior.high is not None:
         return {"soft_bounds": True}
