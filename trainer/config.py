@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+GATES = ("renorm", "softmax")
+
 
 class ConfigError(ValueError):
     """An architecture that cannot be built (message names the offending field)."""
@@ -16,7 +18,10 @@ class ModelConfig:
     an expert has hidden size ``d_expert = d_ff / granularity``. ``n_experts`` counts routed experts
     (after fine-grained splitting), ``top_k`` the routed experts a token activates and ``n_shared``
     the always-on shared experts (same width as a routed expert). Dense: n_experts = top_k = 1,
-    n_shared = 0, granularity = 1 (a plain SwiGLU FFN, no router).
+    n_shared = 0, granularity = 1 (a plain SwiGLU FFN, no router). ``gate``: ``renorm`` (default; the
+    router's softmax renormalised over the chosen top-k, so routed weights sum to 1 like a shared expert's;
+    with top_k = 1 the weight is 1 and the router learns from the balance and z losses only) or
+    ``softmax`` (the raw softmax probabilities of the chosen experts, Switch / DeepSeekMoE).
     """
 
     vocab_size: int
@@ -29,12 +34,15 @@ class ModelConfig:
     top_k: int = 1
     n_shared: int = 0
     granularity: int = 1
+    gate: str = "renorm"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "seq_len", "d_model", "n_layers", "n_heads", "d_ff", "n_experts",
                      "top_k", "granularity"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.gate not in GATES:
+            raise ConfigError(f"gate must be one of {', '.join(GATES)}, got {self.gate!r}")
         if self.n_shared < 0:
             raise ConfigError(f"n_shared must be >= 0, got {self.n_shared}")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
@@ -70,7 +78,7 @@ class ModelConfig:
 
 def moe_config(*, vocab_size: int, seq_len: int, d_model: int, n_layers: int, expansion: int,
                granularity: int = 1, shared_ratio: float = 0.0, n_heads: int | None = None,
-               ffn_mult: int = 4) -> ModelConfig:
+               ffn_mult: int = 4, gate: str = "renorm") -> ModelConfig:
     """Build a config from the papers' knobs, keeping activated expert parameters at one dense FFN.
 
     ``expansion`` (Krajewski's E) is routed-expert parameters over dense-FFN parameters: the layer gets
@@ -82,7 +90,7 @@ def moe_config(*, vocab_size: int, seq_len: int, d_model: int, n_layers: int, ex
     if expansion == 1:
         if granularity != 1 or shared_ratio:
             raise ConfigError("a dense model (expansion 1) takes granularity 1 and shared_ratio 0")
-        return ModelConfig(vocab_size, seq_len, d_model, n_layers, n_heads or default_heads(d_model), d_ff)
+        return ModelConfig(vocab_size, seq_len, d_model, n_layers, n_heads or default_heads(d_model), d_ff, gate=gate)
     n_shared_f = shared_ratio * granularity
     n_shared = round(n_shared_f)
     if abs(n_shared - n_shared_f) > 1e-9 or n_shared >= granularity:
@@ -90,7 +98,7 @@ def moe_config(*, vocab_size: int, seq_len: int, d_model: int, n_layers: int, ex
                           f"below the granularity")
     return ModelConfig(vocab_size, seq_len, d_model, n_layers, n_heads or default_heads(d_model), d_ff,
                        n_experts=expansion * granularity, top_k=granularity - n_shared, n_shared=n_shared,
-                       granularity=granularity)
+                       granularity=granularity, gate=gate)
 
 
 def default_heads(d_model: int) -> int:

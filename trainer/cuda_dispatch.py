@@ -21,16 +21,40 @@ CSRC = Path(__file__).resolve().parent / "csrc"
 TILE_ROWS = 16
 
 
+class ExtensionError(RuntimeError):
+    """The CUDA extension cannot be built or loaded here (one line saying what is missing)."""
+
+
+def _build_problem() -> str | None:
+    """Why the extension cannot be built on this machine, or None."""
+    if not torch.cuda.is_available():
+        return "--dispatch cuda needs a CUDA GPU; none is visible to torch (use --dispatch sorted)"
+    from torch.utils.cpp_extension import CUDA_HOME, is_ninja_available
+    if CUDA_HOME is None or not (Path(CUDA_HOME) / "bin" / "nvcc").exists():
+        return "--dispatch cuda needs nvcc (the CUDA toolkit; set CUDA_HOME) to build trainer/csrc"
+    if not is_ninja_available():
+        return "--dispatch cuda needs ninja to build trainer/csrc: pip install 'bayesmoe[gpu]' (or ninja)"
+    return None
+
+
 @functools.lru_cache(maxsize=1)
 def extension():
-    """The compiled extension module (built once per machine and source version)."""
-    if not torch.cuda.is_available():
-        raise RuntimeError("the CUDA dispatch kernels need a CUDA device")
+    """The compiled extension module (built once per machine and source version); ``ExtensionError`` when
+    it cannot be built here."""
+    problem = _build_problem()
+    if problem:
+        raise ExtensionError(problem)
     from torch.utils.cpp_extension import load
     build = cache_root() / "torch_extensions" / "bayesmoe_dispatch"
     build.mkdir(parents=True, exist_ok=True)
-    return load(name="bayesmoe_dispatch", sources=[str(CSRC / "dispatch_binding.cpp"), str(CSRC / "dispatch_kernels.cu")],
-                extra_include_paths=[str(CSRC)], extra_cuda_cflags=["-O3"], build_directory=str(build), verbose=False)
+    try:
+        return load(name="bayesmoe_dispatch", sources=[str(CSRC / "dispatch_binding.cpp"),
+                                                       str(CSRC / "dispatch_kernels.cu")],
+                    extra_include_paths=[str(CSRC)], extra_cuda_cflags=["-O3"], build_directory=str(build),
+                    verbose=False)
+    except (RuntimeError, OSError, ImportError) as e:
+        last = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise ExtensionError(f"building the CUDA dispatch extension failed ({last}); log in {build}") from None
 
 
 def tile_schedule(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -3,9 +3,11 @@
 local plain-text file (paragraphs separated by blank lines).
 
 ``prepare(source)`` cleans the text into documents (paragraphs), holds out every document whose CRC32 is
-0 mod 100 as the fixed validation split (about 1%), trains a byte-level BPE with ``tokenizers`` on the
-training documents, and writes token ids (uint16, documents separated by an end-of-text id) to
-``train.bin`` / ``val.bin``, read back through ``numpy.memmap``. Results are cached by a key of the
+0 mod 100 as the fixed validation split (about 1%), tokenizes the documents and writes token ids (uint16,
+documents separated by an end-of-text id) to ``train.bin`` / ``val.bin``, read back through
+``numpy.memmap``. Vocabulary ``BYTE_VOCAB`` = 257 (the default) is byte-level: the UTF-8 bytes 0-255 plus
+end-of-text 256, no tokenizer to train. Larger vocabularies train a byte-level BPE with ``tokenizers``
+on the training documents. Results are cached by a key of the
 source, its size and the vocabulary size under ``$BAYESMOE_CACHE`` (default ~/.cache/bayesmoe)/data.
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 GCIDE_PATH = Path("/usr/share/dictd/gcide.dict.dz")
 AUSTEN_BOOKS = ("sensesensibility", "prideprejudice", "mansfieldpark", "emma", "northangerabbey", "persuasion")
 EOT = "<|endoftext|>"
+BYTE_VOCAB = 257
 FORMAT_VERSION = 1
 
 
@@ -159,12 +162,20 @@ def _encode(tokenizer, docs: list[str], eot: int) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.uint16)
 
 
-def prepare(source: str = "gcide", vocab_size: int = 2048, cache: Path | None = None) -> TokenData:
-    """Clean, split, train the tokenizer and write token files once; later calls open the cache."""
-    from tokenizers import ByteLevelBPETokenizer
+def _encode_bytes(docs: list[str]) -> np.ndarray:
+    """Byte-level ids: each document's UTF-8 bytes (0-255) followed by end-of-text (256)."""
+    out = [np.append(np.frombuffer(d.encode("utf-8"), dtype=np.uint8).astype(np.uint16), np.uint16(256))
+           for d in docs]
+    return np.concatenate(out) if out else np.zeros(0, np.uint16)
 
+
+def prepare(source: str = "gcide", vocab_size: int = BYTE_VOCAB, cache: Path | None = None) -> TokenData:
+    """Clean, split, tokenize and write token files once; later calls open the cache.
+
+    ``vocab_size`` 257 is byte-level (no tokenizer); 258-65535 trains a byte-level BPE of that size.
+    """
     if not 256 < vocab_size <= 65535:
-        raise DataError(f"vocab_size must be in (256, 65535], got {vocab_size}")
+        raise DataError(f"vocab_size must be 257 (bytes) or a BPE size in (257, 65535], got {vocab_size}")
     docs, fingerprint = source_docs(source)
     key = hashlib.sha256(f"{FORMAT_VERSION}|{fingerprint}|{vocab_size}".encode()).hexdigest()[:16]
     directory = (cache or cache_root() / "data") / key
@@ -175,15 +186,21 @@ def prepare(source: str = "gcide", vocab_size: int = 2048, cache: Path | None = 
     val_docs = [d for d in docs if is_validation(d)]
     if not train_docs or not val_docs:
         raise DataError(f"corpus {source!r} has too few documents for a train/validation split")
-    tok = ByteLevelBPETokenizer()
-    tok.train_from_iterator(train_docs, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOT],
-                            show_progress=False)
-    eot = tok.token_to_id(EOT)
-    _write_atomic(directory / "tokenizer.json", tok._tokenizer.to_str().encode())
-    train, val = _encode(tok, train_docs, eot), _encode(tok, val_docs, eot)
+    if vocab_size == BYTE_VOCAB:
+        eot, n_vocab, tokenizer = 256, BYTE_VOCAB, "bytes"
+        train, val = _encode_bytes(train_docs), _encode_bytes(val_docs)
+    else:
+        from tokenizers import ByteLevelBPETokenizer
+
+        tok = ByteLevelBPETokenizer()
+        tok.train_from_iterator(train_docs, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOT],
+                                show_progress=False)
+        eot, n_vocab, tokenizer = tok.token_to_id(EOT), tok.get_vocab_size(), "byte-level BPE"
+        _write_atomic(directory / "tokenizer.json", tok._tokenizer.to_str().encode())
+        train, val = _encode(tok, train_docs, eot), _encode(tok, val_docs, eot)
     _write_atomic(directory / "train.bin", train.tobytes())
     _write_atomic(directory / "val.bin", val.tobytes())
-    meta = {"source": source, "fingerprint": fingerprint, "vocab_size": tok.get_vocab_size(),
+    meta = {"source": source, "fingerprint": fingerprint, "vocab_size": n_vocab, "tokenizer": tokenizer,
             "requested_vocab_size": vocab_size, "eot_id": eot, "train_docs": len(train_docs),
             "val_docs": len(val_docs), "train_tokens": int(len(train)), "val_tokens": int(len(val)),
             "train_bytes": sum(len(d.encode()) for d in train_docs), "format": FORMAT_VERSION,

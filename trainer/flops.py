@@ -16,7 +16,11 @@ dense model), forward + backward, non-embedding, attention included:
   M = 6 (L (4 d^2 + ffn_active + d E) ) + 6 L l_seq d_attn
 i.e. 6 x (matmul parameters a token uses, router included, norm gains excluded) plus 6 L l_seq d_attn for
 the causal score and value products (2 matmuls x 2 FLOPs x l_seq/2 average context x 3 for backward).
-``six_na`` = 6 n_active is the Kaplan/Chinchilla approximation. Training compute C = M x tokens.
+Real FLOPs per token add the output head, the one matmul M leaves out (the input embedding is a lookup):
+  M_real = M + 6 V d            (``head_flops_per_token`` = 6 V d)
+Training compute in the runs table is real: C = M_real x tokens (docs/runs-table.md); ``flops_per_token``
+stays M (non-embedding), so C / (M x tokens) - 1 is the head's overhead.
+``six_na`` = 6 n_active is the Kaplan/Chinchilla approximation.
 """
 from __future__ import annotations
 
@@ -33,6 +37,22 @@ class Accounting:
     n_router: int
     flops_per_token: int
     six_na: int
+    head_flops_per_token: int
+
+    @property
+    def real_flops_per_token(self) -> int:
+        """M + 6 V d: every matmul a token uses, the output head included, plus attention (FLOPs/token)."""
+        return self.flops_per_token + self.head_flops_per_token
+
+    @property
+    def embedding_share(self) -> float:
+        """n_embedding / (n_active + n_embedding)."""
+        return self.n_embedding / (self.n_active + self.n_embedding)
+
+    @property
+    def head_flop_share(self) -> float:
+        """Output head's share of the real FLOPs per token."""
+        return self.head_flops_per_token / self.real_flops_per_token
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -56,4 +76,5 @@ def account(cfg: ModelConfig) -> Accounting:
     matmul_active = n_layers * (attn + ffn_active + router)
     m = 6 * matmul_active + 6 * n_layers * cfg.seq_len * cfg.n_heads * cfg.head_dim
     return Accounting(n_total=n_total, n_active=n_active, n_embedding=2 * cfg.vocab_size * d,
-                      n_router=n_layers * router, flops_per_token=m, six_na=6 * n_active)
+                      n_router=n_layers * router, flops_per_token=m, six_na=6 * n_active,
+                      head_flops_per_token=6 * cfg.vocab_size * d)

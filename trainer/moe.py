@@ -41,8 +41,9 @@ def get_dispatch(name: str) -> DispatchFn:
 class MoE(nn.Module):
     """Top-k softmax router over ``n_experts`` routed experts plus ``n_shared`` shared experts.
 
-    Gate weights are the router's softmax probabilities of the chosen experts (not renormalised, as in
-    Switch and DeepSeekMoE). After ``forward`` the block holds ``aux_loss`` (Switch load balancing,
+    The router runs in float32 (outside any autocast). Gate weights (``cfg.gate``): ``renorm`` divides the
+    chosen experts' softmax probabilities by their sum (weights sum to 1 per token); ``softmax`` keeps the
+    raw probabilities (Switch, DeepSeekMoE). After ``forward`` the block holds ``aux_loss`` (Switch load balancing,
     ``E * sum_e f_e P_e`` with f_e the fraction of routed slots sent to e and P_e its mean probability;
     1 when perfectly balanced) and ``z_loss`` (mean squared log-sum-exp of router logits).
     """
@@ -50,7 +51,7 @@ class MoE(nn.Module):
     def __init__(self, cfg: ModelConfig, dispatch: str = "sorted") -> None:
         super().__init__()
         d, h, e = cfg.d_model, cfg.d_expert, cfg.n_experts
-        self.top_k = cfg.top_k
+        self.top_k, self.renorm = cfg.top_k, cfg.gate == "renorm"
         self.router = nn.Linear(d, e, bias=False)
         self.w_in = nn.Parameter(torch.empty(e, d, 2 * h))
         self.w_out = nn.Parameter(torch.empty(e, h, d))
@@ -64,9 +65,12 @@ class MoE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        logits = self.router(x).float()                               # [T, E]
+        with torch.autocast(x.device.type, enabled=False):
+            logits = F.linear(x.float(), self.router.weight.float())  # [T, E], float32
         probs = logits.softmax(dim=-1)
         weight, idx = probs.topk(self.top_k, dim=-1)                  # [T, k]
+        if self.renorm:
+            weight = weight / weight.sum(dim=-1, keepdim=True)
         n_exp = probs.shape[-1]
         frac = torch.bincount(idx.reshape(-1), minlength=n_exp).to(probs.dtype) / idx.numel()
         self.aux_loss = n_exp * (frac * probs.mean(dim=0)).sum()
