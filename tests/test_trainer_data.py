@@ -66,6 +66,19 @@ def test_prepare_sample(tmp_path):
     assert again.directory == data.directory and (data.directory / "train.bin").stat().st_mtime_ns == mtime
 
 
+def test_prepare_bytes_is_the_default(tmp_path):
+    """Vocabulary 257: UTF-8 bytes of each document then end-of-text 256; decoding gives the text back."""
+    data = prepare(str(SAMPLE), cache=tmp_path)
+    assert data.vocab_size == 257 and data.meta["tokenizer"] == "bytes" and data.meta["eot_id"] == 256
+    docs = paragraphs(SAMPLE.read_text())
+    val_docs = [d for d in docs if is_validation(d)]
+    expected = b"".join(d.encode("utf-8") + b"\x00" for d in val_docs)   # 0 stands in for end-of-text here
+    val = np.asarray(data.val)
+    assert len(val) == len(expected) and int((val == 256).sum()) == len(val_docs)
+    assert bytes(np.where(val == 256, 0, val).astype(np.uint8)) == expected
+    assert not (data.directory / "tokenizer.json").exists()
+
+
 def test_batches_depend_only_on_seed_and_step(tmp_path):
     data = prepare(str(SAMPLE), 300, cache=tmp_path)
     x1, y1 = data.batch(5, 0, 4, 16)

@@ -43,6 +43,10 @@ def test_dense_hand_computed():
     # M = 6 * 2 * (256 + 768) + 6 * 2 layers * 16 seq * 8 d_attn
     assert a.flops_per_token == 12288 + 1536
     assert a.six_na == 6 * 2088
+    # the output head: 6 * V * d = 6 * 100 * 8 = 4800 FLOPs per token on top of M
+    assert a.head_flops_per_token == 4800 and a.real_flops_per_token == 12288 + 1536 + 4800
+    assert a.head_flop_share == pytest.approx(4800 / 18624)
+    assert a.embedding_share == pytest.approx(1600 / (2088 + 1600))
 
 
 def test_moe_fine_grained_shared_hand_computed():
@@ -97,3 +101,24 @@ def test_bad_configs():
         ModelConfig(10, 8, 16, 1, 1, 64, n_experts=4, top_k=1, granularity=3)
     with pytest.raises(ConfigError, match="top_k"):
         ModelConfig(10, 8, 16, 1, 1, 64, n_experts=2, top_k=3)
+
+
+@pytest.mark.parametrize("kw", [dict(expansion=1), dict(expansion=4, granularity=2),
+                                dict(expansion=2, granularity=4, shared_ratio=0.25)])
+def test_real_flops_match_counted_matmuls(kw):
+    """Every matmul of a forward + backward (output head and router included), counted by torch's
+    FlopCounterMode, equals tokens x (real FLOPs per token - the attention score/value term 6 L l d)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from trainer.model import Transformer
+    torch.set_num_threads(1)
+    cfg = moe_config(vocab_size=64, seq_len=16, d_model=32, n_layers=2, **kw)
+    a = account(cfg)
+    model = Transformer(cfg, backend="sdpa")
+    ids = torch.randint(0, 64, (3, 16))
+    with FlopCounterMode(display=False) as counter:
+        model(ids).sum().backward()
+    matmuls = sum(v for op, v in counter.get_flop_counts()["Global"].items() if "mm" in str(op))
+    assert matmuls == 3 * 16 * (a.real_flops_per_token - 6 * cfg.n_layers * cfg.seq_len * cfg.d_model)
+    assert a.real_flops_per_token - a.flops_per_token == 6 * 64 * 32

@@ -57,7 +57,8 @@ def test_sorted_dispatch_is_deterministic():
 
 
 def test_moe_losses_and_shared_expert():
-    cfg = moe_config(vocab_size=32, seq_len=8, d_model=16, n_layers=1, expansion=2, granularity=2, shared_ratio=0.5)
+    cfg = moe_config(vocab_size=32, seq_len=8, d_model=16, n_layers=1, expansion=2, granularity=2, shared_ratio=0.5,
+                     gate="softmax")
     torch.manual_seed(0)
     moe = MoE(cfg)
     x = torch.randn(3, 8, 16)
@@ -71,6 +72,27 @@ def test_moe_losses_and_shared_expert():
     expected = torch.stack([probs[t, top[t]] * (swiglu(x.reshape(-1, 16)[t] @ moe.w_in[top[t]]) @ moe.w_out[top[t]])
                             for t in range(24)]) + moe.shared(x.reshape(-1, 16))
     torch.testing.assert_close(y.reshape(-1, 16), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("expansion, granularity", [(4, 2), (4, 1)])
+def test_renormalised_gates_sum_to_one(expansion, granularity):
+    """Default gates: the chosen experts' softmax probabilities divided by their sum (top-1: weight 1)."""
+    cfg = moe_config(vocab_size=32, seq_len=8, d_model=16, n_layers=1, expansion=expansion, granularity=granularity)
+    assert cfg.gate == "renorm"
+    torch.manual_seed(1)
+    moe = MoE(cfg)
+    x = torch.randn(20, 16)
+    y = moe(x)
+    probs = (x @ moe.router.weight.T).softmax(-1)
+    w, idx = probs.topk(cfg.top_k, dim=-1)
+    w = w / w.sum(-1, keepdim=True)
+    expected = torch.stack([sum(w[t, j] * (swiglu(x[t] @ moe.w_in[idx[t, j]]) @ moe.w_out[idx[t, j]])
+                                for j in range(cfg.top_k)) for t in range(20)])
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    if cfg.top_k == 1:                                           # the routed output is the expert's, unscaled
+        e = idx[:, 0]
+        torch.testing.assert_close(y, torch.stack([swiglu(x[t] @ moe.w_in[e[t]]) @ moe.w_out[e[t]]
+                                                   for t in range(20)]), rtol=1e-5, atol=1e-5)
 
 
 def test_model_is_causal_and_trains():

@@ -28,7 +28,7 @@ from .config import ConfigError, ModelConfig, default_heads, moe_config
 from .flops import Accounting, account
 
 FFN_MULT = 4
-MIN_BATCH_SEQS = 8
+MIN_BATCH_SEQS = 2
 MIN_STEPS = 30
 DEFAULT_VOCAB = 257
 DEFAULT_SEQ_LEN = 128
@@ -137,12 +137,18 @@ def feasible(acc: Accounting, budget: float, seq_len: int) -> bool:
 
 
 def profile_shapes(centre: float, *, sizes: int = SIZES, span: float = SPAN) -> list[tuple[int, int]]:
-    """``sizes`` distinct ladder shapes at n_active centre x span^(i/(sizes-1) - 1/2), i = 0..sizes-1."""
-    picked: list[tuple[int, int]] = []
-    for i in range(sizes):
-        target = centre * span ** (i / max(1, sizes - 1) - 0.5)
-        picked.append(nearest_shape(target, exclude=set(picked)))
-    return sorted(set(picked), key=lambda s: _dense_n_active(*s))
+    """``sizes`` distinct ladder shapes at n_active centre x span^(i/(sizes-1) - 1/2), i = 0..sizes-1; the end
+    targets are pushed outward (up to 1.5x) until the snapped shapes span at least 0.8 x ``span``."""
+    for widen in (1.0, 1.1, 1.2, 1.35, 1.5):
+        picked: list[tuple[int, int]] = []
+        for i in range(sizes):
+            frac = i / (sizes - 1) - 0.5 if sizes > 1 else 0.0
+            target = centre * span ** frac * (widen ** (2 * frac) if sizes > 2 else 1.0)
+            picked.append(nearest_shape(target, exclude=set(picked)))
+        picked = sorted(set(picked), key=lambda s: _dense_n_active(*s))
+        if _dense_n_active(*picked[-1]) >= 0.8 * span * _dense_n_active(*picked[0]):
+            break
+    return picked
 
 
 def beyond_edge(shapes: list[tuple[int, int]], side: str, count: int = 2, span: float = SPAN,
@@ -238,6 +244,7 @@ def isoflop_design(budgets: list[float], *, runs_per_budget: list[int] | None = 
         for fi, fam in enumerate(families):
             target = centre(budget, fam) if centre else None
             target = target or chinchilla_centre(budget, fam, vocab_size=vocab_size, seq_len=seq_len)
+            _check_on_ladder(budget, target, span)
             cands = []
             for d, n in profile_shapes(target, sizes=sizes, span=span):
                 cfg = family_config(fam, d, n, vocab_size=vocab_size, seq_len=seq_len, gate=gate)
@@ -257,6 +264,14 @@ def isoflop_design(budgets: list[float], *, runs_per_budget: list[int] | None = 
                             f"parameters) gets {MIN_STEPS} steps; plannable budgets are about 1e9 to 1e21")
         rows += picked[:cap]
     return rows
+
+
+def _check_on_ladder(budget: float, target: float, span: float) -> None:
+    """``PlanError`` when a profile centred on ``target`` n_active reaches well past the ladder's ends."""
+    lo, hi = _dense_n_active(*SHAPES[0]), _dense_n_active(*SHAPES[-1])
+    if target * math.sqrt(span) > 3 * hi or target / math.sqrt(span) < lo / 3:
+        raise PlanError(f"budget {budget:.3g}: its profile centred on n_active {target:.2g} leaves the shape ladder "
+                        f"({lo:.2g} to {hi:.2g} non-embedding parameters); plannable budgets are about 1e9 to 1e21")
 
 
 def row_at_budget(cfg: ModelConfig, budget: float, *, seed: int, group: str, design: str = "") -> dict:
