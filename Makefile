@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow install corpus sweep bench contract
+.PHONY: demo test test-slow install corpus sweep gpu-check bench contract
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,10 +32,17 @@ corpus:
 	@test -d /usr/share/dictd && ls /usr/share/dictd/gcide* >/dev/null 2>&1 || \
 		(apt-get install -y dict-gcide || sudo apt-get install -y dict-gcide)
 
-# The shipped CPU sweep (datasets/trainer_cpu_sweep.csv); resumes where it stopped when re-run.
+# The shipped CPU sweep (datasets/trainer_cpu_sweep.csv): one budget at a time, each centred on a fit of the
+# runs before it; 2 worker processes at 1 thread each. Resumes where it stopped when re-run.
 sweep: $(STAMP) corpus
-	$(PY) -m trainer sweep --budgets 1e10 3e10 1e11 3e11 1e12 3e12 1e13 --runs-per-budget 14 21 14 14 7 7 4 \
-		--out sweeps/cpu-v1 --device cpu --seed 0 --threads 1 --group trainer-cpu-v1
+	OMP_NUM_THREADS=1 $(PY) -m trainer sweep --budgets 1e11 3e11 1e12 1e13 3e12 --runs-per-budget 100 100 100 10 100 \
+		--recentre --repeat-at 3e11 1e12 --repeats 3 --workers 2 --threads 1 --out sweeps/cpu-v2 \
+		--group trainer-cpu-v2 --seed 0
+
+# One script under 8 minutes on a GPU: kernels == reference, dispatch benchmark, a short GPU sweep ($$OUT or
+# benchmarks/gpu_out). Needs the `gpu` extra (ninja) and nvcc.
+gpu-check: $(STAMP)
+	PYTHON=$(PY) bash benchmarks/gpu_check.sh
 
 bench: $(STAMP)
 	$(PY) benchmarks/fit_speed.py

@@ -4,8 +4,8 @@ CPU (always): sorted reference dispatch vs per-expert mask loop vs a dense SwiGL
 active FLOPs (hidden size = top_k x expert hidden = d_ff), at E = 8, 32, 64 routed experts and
 granularity G = 1, 4, 8 (top_k = G, expert hidden = d_ff / G), with uniform routing (random logits) and
 learned-like skewed routing (logits biased by a Zipf(1.2) popularity over experts).
-GPU (when CUDA is available): the custom CUDA kernels vs the reference vs ``torch._grouped_mm`` (where
-available) vs dense, in bf16, with MFU.
+GPU (when CUDA is available): the custom CUDA kernels vs the reference vs the loop vs ``torch._grouped_mm``
+(where available) vs dense, in bf16, with MFU (``benchmarks/gpu_check.py`` runs the same ``bench``).
 
 FLOP convention (MFU): 6 x tokens x active FFN matmul parameters (3 d d_ff) per step, i.e. forward and
 backward of the expert matmuls only (router, permutation and elementwise work excluded), divided by the
@@ -135,7 +135,7 @@ def main() -> None:
         print("# GPU: skipped (no CUDA device)")
         return
     from trainer.cuda_dispatch import cuda_dispatch
-    impls = {"cuda": cuda_dispatch, "sorted": sorted_dispatch, "dense": "dense"}
+    impls = {"cuda": cuda_dispatch, "sorted": sorted_dispatch, "loop": loop_dispatch, "dense": "dense"}
     if hasattr(torch, "_grouped_mm"):
         impls["grouped_mm"] = grouped_mm_dispatch
     dg = args.gpu_d_model

@@ -25,9 +25,14 @@ int main() {
   bad += bmoe_gather_rows(nullptr, nullptr, nullptr, 0, 0, 9, 0) != cudaErrorInvalidValue;
   bad += bmoe_sum_slots(nullptr, nullptr, nullptr, 0, 1, 0, 9, 0) != cudaErrorInvalidValue;
   bad += bmoe_combine(nullptr, nullptr, nullptr, nullptr, 0, 1, 0, 9, 0) != cudaErrorInvalidValue;
-  bad += bmoe_combine_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 1, 0, 9, 0) != cudaErrorInvalidValue;
-  bad += bmoe_grouped_gemm(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 1, 1, 1, 1, 1, 9, 0) != cudaErrorInvalidValue;
+  bad += bmoe_combine_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 1, 0, 9, 0)
+         != cudaErrorInvalidValue;
+  bad += bmoe_grouped_gemm(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 1, 1, 1, 1, 1, 9, 0)
+         != cudaErrorInvalidValue;
   bad += bmoe_grouped_wgrad(nullptr, nullptr, nullptr, nullptr, 0, 1, 1, 9, 0) != cudaErrorInvalidValue;
+  bad += bmoe_tile_rows(9) != 0;
+  bad += bmoe_tile_rows(BMOE_BF16) != 64 || bmoe_tile_rows(BMOE_F16) != 64;   // tensor-core tiles
+  bad += bmoe_tile_rows(BMOE_F32) != 16 || bmoe_tile_rows(BMOE_F64) != 16;
   return bad;
 }
 '''
@@ -54,14 +59,16 @@ def test_kernels_compile_and_link_with_nvcc(tmp_path, binding_compile):
     symbols = subprocess.run(["nm", "-C", str(obj)], capture_output=True, text=True).stdout
     for name in LAUNCHERS:
         assert f" T {name}(" in symbols, name
-    assert "grouped_gemm_kernel<__nv_bfloat16>" in symbols     # every dtype instantiated
+    assert "grouped_gemm_wmma_kernel<__nv_bfloat16>" in symbols     # tensor cores for 16-bit dtypes
+    assert "grouped_wgrad_wmma_kernel<__half>" in symbols and "grouped_gemm_kernel<double>" in symbols
     host = tmp_path / "host.cu"
     host.write_text(HOST)
     exe = tmp_path / "host"
     res = subprocess.run(["nvcc", str(host), str(obj), "-I", str(CSRC), "-o", str(exe), "-arch=sm_80"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert exe.stat().st_size > 0
+    run = subprocess.run([str(exe)], capture_output=True, text=True)   # no launch: runs without a GPU
+    assert run.returncode == 0, f"{run.returncode} C API checks failed"
 
 
 def _cuda_include() -> Path:

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "trainer" / "data" / "sample.txt"
 SPEC_COLUMNS = ["run_id", "group", "loss", "tokens", "n_active", "n_total", "n_embedding", "n_experts", "top_k",
                 "granularity", "shared_ratio", "d_model", "n_layers", "flops_per_token", "compute", "seed"]
-DESIGN = ("run_id,n_experts,top_k,granularity,shared_ratio,d_model,n_layers,tokens,seq_len,batch_seqs,steps,lr,warmup_steps\n"
-          "moe,8,2,2,0.0,16,1,{tokens},32,4,{steps},0.01,2\n")
+DESIGN = ("run_id,n_experts,top_k,granularity,shared_ratio,d_model,n_layers,tokens,seq_len,batch_seqs,steps,lr,"
+          "warmup_steps\nmoe,8,2,2,0.0,16,1,{tokens},32,4,{steps},0.01,2\n")
 
 
 def _design(tmp_path, steps=24):
@@ -56,12 +56,14 @@ def test_plan_cli_json(capsys):
     assert {r["budget"] for r in runs} == {1e11, 1e12}
     for r in runs:
         assert set(SPEC_COLUMNS) - {"loss"} <= set(r)
-        assert r["compute"] == r["flops_per_token"] * r["tokens"]
+        assert r["compute"] == r["real_flops_per_token"] * r["tokens"] > r["flops_per_token"] * r["tokens"]
         assert r["compute"] == pytest.approx(r["budget"], rel=0.1)        # isoFLOP up to whole steps
         assert r["n_total"] >= r["n_active"] > 0
-    assert len({r["n_experts"] for r in runs}) >= 4 and {1, 2, 4} <= {r["granularity"] for r in runs}
-    for b in (1e11, 1e12):                                                 # several sizes per budget
-        assert len({r["n_active"] for r in runs if r["budget"] == b}) >= 2
+        assert r["vocab_size"] == 257 and r["seq_len"] == 128 and r["gate"] == "renorm"
+    assert len({r["n_experts"] for r in runs}) >= 3 and {1, 2, 4} <= {r["granularity"] for r in runs}
+    assert {r["shared_ratio"] for r in runs} == {0.0, 0.25}
+    for b in (1e11, 1e12):                                                 # five sizes per budget
+        assert len({r["n_active"] for r in runs if r["budget"] == b}) >= 5
 
 
 def test_runs_per_budget_caps():
@@ -81,7 +83,8 @@ def test_sweep_writes_runs_table_and_skips_finished(tmp_path, data):
     assert row["run_id"] == "moe" and row["group"] == "g" and row["seed"] == "3"
     assert 0 < float(row["loss"]) < 7 and int(row["tokens"]) == 24 * 4 * 32
     assert int(row["n_experts"]) == 8 and int(row["top_k"]) == 2 and float(row["granularity"]) == 2
-    assert float(row["compute"]) == float(row["flops_per_token"]) * float(row["tokens"])
+    assert float(row["compute"]) == (float(row["flops_per_token"]) + 6 * 300 * 16) * float(row["tokens"])
+    assert row["dispatch"] == "sorted" and row["gate"] == "renorm"
     run_dir = out / "runs" / "moe"
     assert {"config.json", "curve.csv", "ckpt.pt", "result.json"} <= {p.name for p in run_dir.iterdir()}
     assert len(_curve(run_dir)) == 24
@@ -160,7 +163,9 @@ BAD_DESIGNS = [
     ("n_experts,top_k,granularity,shared_ratio,d_model,n_layers,tokens\n8,1,1,0,16,1,-5\n",
      "error: design .* row 1: tokens must be > 0"),
 ]
-USAGE_ERRORS = [["sweep", "--out", "OUT"], ["plan", "--budgets", "abc"], ["plan", "--budgets", "-1"]]
+USAGE_ERRORS = [["sweep", "--out", "OUT"], ["plan", "--budgets", "abc"], ["plan", "--budgets", "-1"],
+                ["plan", "--budgets", "1e5"], ["plan", "--budgets", "1e24"],
+                ["sweep", "--budgets", "1e11", "--out", "OUT", "--dispatch", "fast"]]
 
 
 def _main_in_process(args, capsys) -> tuple[int, str]:
@@ -191,6 +196,36 @@ def test_bad_design_is_a_clean_error(tmp_path, content, message, capsys):
 def test_cli_usage_errors(tmp_path, capsys):
     for args in USAGE_ERRORS:
         _one_error_line(*_main_in_process([str(tmp_path) if a == "OUT" else a for a in args], capsys))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_dispatch_without_a_gpu_is_one_line(tmp_path, capsys):
+    for args in (["sweep", "--budgets", "1e11", "--out", str(tmp_path), "--dispatch", "cuda"],
+                 ["sweep", "--budgets", "1e11", "--out", str(tmp_path), "--device", "cuda"],
+                 ["sweep", "--plan", str(_design(tmp_path)), "--out", str(tmp_path), "--device", "cuda",
+                  "--dispatch", "cuda"]):
+        code, err = _main_in_process(args, capsys)
+        _one_error_line(code, err, "error: .*(CUDA|cuda)")
+
+
+def test_shared_queue_trains_each_run_once(tmp_path, data):
+    """Two worker slots take runs from one queue (separate processes); every run is trained once and appended
+    to one runs table; a second call finds nothing left to do."""
+    from trainer.sweep import plan_csv, run_queue
+    design = tmp_path / "design.csv"
+    design.write_text(DESIGN.format(tokens=8 * 4 * 32, steps=8) + "moe2,4,1,1,0.0,16,1,1024,32,4,8,0.01,1\n"
+                      "dense,1,1,1,0.0,16,1,1024,32,4,8,0.01,1\n")
+    plan = load_design(design, vocab_size=300, seq_len=32, seed=0, group="g")
+    out = tmp_path / "q"
+    out.mkdir()
+    (out / "plan.csv").write_bytes(plan_csv(plan))
+    child = ["--data", str(data.directory), "--vocab-size", "300", "--seq-len", "32", "--threads", "1"]
+    log = open(os.devnull, "w")
+    assert run_queue(plan, out, ["cpu", "cpu"], child, log=log) == 0
+    rows = list(csv.DictReader(open(out / "runs.csv")))
+    assert sorted(r["run_id"] for r in rows) == ["dense", "moe", "moe2"]
+    assert run_queue(plan, out, ["cpu", "cpu"], child, log=log) == 0
+    assert len(list(csv.DictReader(open(out / "runs.csv")))) == 3
 
 
 @pytest.mark.slow

@@ -72,6 +72,8 @@ def _design_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat-at", type=float, nargs="+", default=[], metavar="B",
                    help="budgets whose middle size of the first two families is repeated with more seeds")
     p.add_argument("--repeats", type=int, default=3, help="seeds per repeated point (default 3)")
+    p.add_argument("--centre-from", type=Path, metavar="RUNS.csv",
+                   help="centre the profiles on the optimum fitted to this runs table (default: Chinchilla's rule)")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -128,11 +130,23 @@ def _design_kw(args) -> dict:
     return kw
 
 
+def _centre(args):
+    """The centring function fitted to ``--centre-from`` (None without it)."""
+    if args.centre_from is None:
+        return None
+    from .centre import fit_centres
+    from .sweep import read_csv
+    try:
+        return fit_centres(read_csv(args.centre_from))
+    except (OSError, KeyError, ValueError) as e:
+        raise CliError(f"--centre-from {args.centre_from}: cannot fit the optimum ({e})") from None
+
+
 def _plan(args) -> list[dict]:
     if getattr(args, "plan", None) is not None:
         return load_design(args.plan, vocab_size=args.vocab_size, seq_len=args.seq_len, seed=args.seed,
                            group=args.group)
-    return isoflop_design(args.budgets, **_design_kw(args))
+    return isoflop_design(args.budgets, centre=_centre(args), **_design_kw(args))
 
 
 def cmd_plan(args) -> None:

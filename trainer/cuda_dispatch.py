@@ -2,10 +2,15 @@
 
 The extension is compiled on first use with ``torch.utils.cpp_extension.load`` into
 ``$BAYESMOE_CACHE/torch_extensions`` (default ~/.cache/bayesmoe/torch_extensions), and only when CUDA is
-available. Pipeline: stable sort of slots by expert (torch) -> ``Permute`` (gather kernel; backward sums
-the k slot gradients of each token without atomics) -> ``GroupedMM`` (tiled grouped GEMM over 16-row
-tiles of each expert's rows; backward: grouped GEMM with W^T, grouped weight-gradient GEMM) -> SwiGLU
-(torch) -> ``GroupedMM`` -> ``Combine`` (weighted un-permute; backward kernel gives both gradients).
+available; ``ExtensionError`` (one line: no GPU, no nvcc, no ninja, or the compiler's last line) when it
+cannot be. Pipeline: stable sort of slots by expert (torch) -> ``Permute`` (gather kernel; backward sums
+the k slot gradients of each token without atomics) -> ``GroupedMM`` (grouped GEMM over row tiles of each
+expert's rows: tensor cores for float16 / bfloat16 in 64-row tiles, SIMT for float32 / float64 in 16-row
+tiles; backward: grouped GEMM with W^T, grouped weight-gradient GEMM) -> SwiGLU (torch) -> ``GroupedMM`` ->
+``Combine`` (weighted un-permute; backward kernel gives both gradients). Under autocast the inputs are cast
+to the autocast dtype first (differentiably, so float32 parameters get float32 gradients). Every Function
+keeps its inputs in ``save_for_backward``, so a second backward (``retain_graph=True``) works, and float64
+runs through the same kernels (``torch.autograd.gradcheck``).
 """
 from __future__ import annotations
 
@@ -15,10 +20,9 @@ from pathlib import Path
 import torch
 
 from .data import cache_root
-from .dispatch import sort_by_expert, swiglu
+from .dispatch import compute_dtype, sort_by_expert, swiglu
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-TILE_ROWS = 16
 
 
 class ExtensionError(RuntimeError):
@@ -57,18 +61,19 @@ def extension():
         raise ExtensionError(f"building the CUDA dispatch extension failed ({last}); log in {build}") from None
 
 
-def tile_schedule(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Row tiles of at most ``TILE_ROWS`` rows inside each expert's group of sorted rows.
+def tile_schedule(counts: torch.Tensor, rows: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                  torch.Tensor]:
+    """Row tiles of at most ``rows`` rows inside each expert's group of sorted rows (``counts`` [E]).
 
     Returns int32 (tile_expert, tile_start, tile_end) [n_tiles] and offsets [E + 1].
     """
     offsets = torch.zeros(counts.numel() + 1, dtype=torch.int64, device=counts.device)
     offsets[1:] = torch.cumsum(counts, 0)
-    n_tiles = (counts + TILE_ROWS - 1) // TILE_ROWS
+    n_tiles = (counts + rows - 1) // rows
     expert = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), n_tiles)
     first = torch.cumsum(n_tiles, 0) - n_tiles
-    start = offsets[expert] + TILE_ROWS * (torch.arange(expert.numel(), device=counts.device) - first[expert])
-    end = torch.minimum(start + TILE_ROWS, offsets[expert + 1])
+    start = offsets[expert] + rows * (torch.arange(expert.numel(), device=counts.device) - first[expert])
+    end = torch.minimum(start + rows, offsets[expert + 1])
     i32 = lambda t: t.to(torch.int32).contiguous()  # noqa: E731
     return i32(expert), i32(start), i32(end), i32(offsets)
 
@@ -119,12 +124,16 @@ class Combine(torch.autograd.Function):
 
 def cuda_dispatch(x: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor, w_in: torch.Tensor,
                   w_out: torch.Tensor) -> torch.Tensor:
-    """Same contract and result as ``sorted_dispatch`` (shapes in ``trainer.dispatch``); CUDA tensors."""
+    """Same contract and result as ``sorted_dispatch`` (shapes in ``trainer.dispatch``); CUDA tensors.
+
+    Returns the autocast dtype under autocast, else ``x``'s dtype (``w_in``, ``w_out`` and ``weight`` are
+    cast to it)."""
     k = idx.shape[1]
-    order, inverse, counts = sort_by_expert(idx, w_in.shape[0])
-    expert, start, end, offsets = tile_schedule(counts)
-    tiles = (expert, start, end, offsets)
-    xs = Permute.apply(x, (order // k).contiguous(), inverse.contiguous(), k)
-    hidden = swiglu(GroupedMM.apply(xs, w_in, tiles))
-    out = GroupedMM.apply(hidden, w_out, tiles)
-    return Combine.apply(out, weight.to(out.dtype), inverse.contiguous())
+    x, weight, w_in, w_out = compute_dtype(x, weight, w_in, w_out)
+    with torch.autocast("cuda", enabled=False):
+        order, inverse, counts = sort_by_expert(idx, w_in.shape[0])
+        tiles = tile_schedule(counts, extension().tile_rows(x))
+        xs = Permute.apply(x, (order // k).contiguous(), inverse.contiguous(), k)
+        hidden = swiglu(GroupedMM.apply(xs, w_in, tiles))
+        out = GroupedMM.apply(hidden, w_out, tiles)
+        return Combine.apply(out, weight, inverse.contiguous())

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-GCIDE_PATH = Path("/usr/share/dictd/gcide.dict.dz")
+GCIDE_PATH = Path(os.environ.get("BAYESMOE_GCIDE", "/usr/share/dictd/gcide.dict.dz"))
+"""The GCIDE dictd file (``$BAYESMOE_GCIDE`` overrides the Debian path, e.g. on a machine without the package)."""
 AUSTEN_BOOKS = ("sensesensibility", "prideprejudice", "mansfieldpark", "emma", "northangerabbey", "persuasion")
 EOT = "<|endoftext|>"
 BYTE_VOCAB = 257

@@ -3,7 +3,8 @@
 Shapes: ``x`` [T, d] tokens; ``idx`` [T, k] int64 expert of each routed slot; ``weight`` [T, k] combine
 weights; ``w_in`` [E, d, 2h] fused SwiGLU gate|up projections; ``w_out`` [E, h, d]. Returns [T, d] with
 ``y[t] = sum_j weight[t, j] * expert_{idx[t, j]}(x[t])`` and ``expert_e(z) = (silu(z W_g) * (z W_u)) W_o``.
-Every token is processed (no capacity, no dropping).
+Every token is processed (no capacity, no dropping). Under autocast, ``sorted_dispatch`` casts its inputs
+to the autocast dtype (``compute_dtype``) and runs with autocast off, so forward and backward see one dtype.
 """
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ def swiglu(h: torch.Tensor) -> torch.Tensor:
     """[..., 2h] fused gate|up pre-activations -> [..., h]."""
     gate, up = h.chunk(2, dim=-1)
     return F.silu(gate) * up
+
+
+def compute_dtype(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The tensors cast (differentiably) to one dtype: the autocast dtype when autocast is on for their
+    device, else the first tensor's dtype."""
+    dev = tensors[0].device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else tensors[0].dtype
+    return tuple(t.to(dtype) for t in tensors)
 
 
 def sort_by_expert(idx: torch.Tensor, n_experts: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -41,8 +50,8 @@ class _SortedExperts(torch.autograd.Function):
     over k. The backward runs per expert too: the output gradient is gathered from each row's token, then
     the same matmuls autograd would issue (``grad W^T`` and ``A^T grad``, weight gradients written into
     their [E, ., .] slots) and SwiGLU's backward, and the x gradient rows are scatter-added into [T, d].
-    Each expert's intermediates are separate tensors (no [T*k, .] buffers), released as soon as the backward
-    has used them.
+    Each expert's intermediates are separate tensors (no [T*k, .] buffers), kept in ``save_for_backward``,
+    so they are freed with the graph and a second backward (``retain_graph=True``) sees them intact.
 
     Deterministic (bitwise equal across calls, on CPU and CUDA): a token occurs at most once among an
     expert's rows, so every ``index_add_`` call writes distinct rows, and the calls run in expert order:
@@ -60,7 +69,7 @@ class _SortedExperts(torch.autograd.Function):
         y = x.new_zeros(x.shape[0], w_out.shape[-1], dtype=acc)
         experts = [e for e, m in enumerate(sizes) if m]
         keep = any(ctx.needs_input_grad[:4])
-        saved = {}
+        saved = []
         for e in experts:
             tok = src[e]
             xs_e = x.index_select(0, tok)
@@ -71,17 +80,18 @@ class _SortedExperts(torch.autograd.Function):
             o_e = torch.mm(h_e, w_outs[e])
             y.index_add_(0, tok, (o_e * wsort[e]).to(acc))
             if keep:
-                saved[e] = (xs_e, a_e, s_e, h_e, o_e)
-        ctx.save_for_backward(w_in, w_out, inverse)
-        ctx.saved, ctx.src, ctx.wsort = saved, src, wsort   # intermediates: freed expert by expert in backward
+                saved += [xs_e, a_e, s_e, h_e, o_e]
+        ctx.save_for_backward(w_in, w_out, inverse, order, weight, *saved)
         ctx.sizes, ctx.k, ctx.experts, ctx.weight_dtype = sizes, k, experts, weight.dtype
         return y.to(x.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y):
-        w_in, w_out, inverse = ctx.saved_tensors
-        sizes, k, experts, saved, src, wsort = ctx.sizes, ctx.k, ctx.experts, ctx.saved, ctx.src, ctx.wsort
+        w_in, w_out, inverse, order, weight, *saved = ctx.saved_tensors
+        sizes, k, experts = ctx.sizes, ctx.k, ctx.experts
+        src = (order // k).split(sizes)
+        wsort = weight.reshape(-1, 1).to(grad_y.dtype).index_select(0, order).split(sizes)
         need_x, need_w, need_in, need_out = ctx.needs_input_grad[:4]
         w_ins, w_outs = w_in.unbind(0), w_out.unbind(0)
         alloc = torch.zeros if len(experts) < len(sizes) else torch.empty   # experts without rows: zero grads
@@ -92,8 +102,8 @@ class _SortedExperts(torch.autograd.Function):
         acc = torch.promote_types(grad_y.dtype, torch.float32)
         grad_x = grad_y.new_zeros(grad_y.shape, dtype=acc) if need_x else None
         h = w_in.shape[-1] // 2
-        for e in experts:
-            xs_e, a_e, s_e, h_e, o_e = saved.pop(e)
+        for j, e in enumerate(experts):
+            xs_e, a_e, s_e, h_e, o_e = saved[5 * j:5 * j + 5]
             tok = src[e]
             g_rows = grad_y.index_select(0, tok)           # dL/d(weighted row)
             if need_w:
@@ -124,8 +134,10 @@ def sorted_dispatch(x: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor, w_
     expert order (see ``_SortedExperts``).
     """
     t, k = idx.shape
+    x, weight, w_in, w_out = compute_dtype(x, weight, w_in, w_out)
     order, inverse, counts = sort_by_expert(idx, w_in.shape[0])
-    return _SortedExperts.apply(x, weight, w_in, w_out, order, inverse, counts.tolist(), k)
+    with torch.autocast(x.device.type, enabled=False):
+        return _SortedExperts.apply(x, weight, w_in, w_out, order, inverse, counts.tolist(), k)
 
 
 def loop_dispatch(x: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor, w_in: torch.Tensor,

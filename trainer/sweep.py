@@ -32,7 +32,7 @@ RUNS_COLUMNS = ("run_id", "group", "loss", "tokens", "n_active", "n_total", "n_e
                 "budget", "n_heads", "n_shared", "d_expert", "n_router", "six_na", "real_flops_per_token",
                 "head_flops_per_token", "flop_convention", "embedding_share", "head_flop_share", "gate",
                 "vocab_size", "seq_len", "design", "batch_seqs", "steps", "lr", "warmup_steps", "final_train_ce",
-                "wall_s", "device", "dispatch")
+                "wall_s", "device", "dispatch", "precision")
 
 
 RECIPE_COLUMNS = ("batch_seqs", "steps", "lr", "warmup_steps")
@@ -150,6 +150,14 @@ def shard_rows(plan: list[dict], shard: tuple[int, int]) -> list[dict]:
     return [r for j, r in enumerate(ranked) if j % shard[1] == shard[0]]
 
 
+def device_label(device: str) -> str:
+    """``cuda:0 (NVIDIA H100 80GB HBM3)`` for a GPU (the runs table records the hardware), else ``device``."""
+    if device.startswith("cuda"):
+        import torch
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
+
+
 def train_and_record(row: dict, out: Path, data: TokenData, *, device: str, ckpt_every: int, dispatch: str,
                      progress: bool | None = None) -> dict:
     """Train one run (or read back its result) and append it to ``out/runs.csv``. Holds the run folder's
@@ -160,8 +168,7 @@ def train_and_record(row: dict, out: Path, data: TokenData, *, device: str, ckpt
     with _locked(run_dir / ".lock", wait=False):
         res = train_run(row, data, run_dir, device, ckpt_every=ckpt_every, progress=progress, dispatch=dispatch)
     res.setdefault("wall_s", round(time.time() - t0, 2))
-    res.setdefault("device", device)
-    res.setdefault("dispatch", dispatch)
+    res.setdefault("device", device_label(device))
     append_run(out, res)
     return res
 
@@ -193,20 +200,21 @@ def run_queue(plan: list[dict], out: Path, slots: list[str], child_args: list[st
     number of failed runs. The plan rows must be in ``out/plan.csv``."""
     done = finished_ids(out)
     queue = sorted((r for r in plan if r["run_id"] not in done), key=lambda r: -float(r["compute"]))
-    running: dict[str, tuple[subprocess.Popen, dict, float]] = {}
+    running: dict[int, tuple[subprocess.Popen, dict, float]] = {}   # by slot index: a device may hold several
     failed = 0
     while queue or running:
-        for slot in slots:
-            if slot not in running and queue:
+        for i, slot in enumerate(slots):
+            if i not in running and queue:
                 row = queue.pop(0)
                 cmd = [sys.executable, "-m", "trainer", "train", "--plan", str(out / "plan.csv"), "--run-id",
                        row["run_id"], "--out", str(out), "--device", slot, *child_args]
-                running[slot] = (subprocess.Popen(cmd), row, time.time())
+                running[i] = (subprocess.Popen(cmd), row, time.time())
         time.sleep(poll_s)
-        for slot, (proc, row, t0) in list(running.items()):
+        for i, (proc, row, t0) in list(running.items()):
             if proc.poll() is None:
                 continue
-            del running[slot]
+            del running[i]
+            slot = slots[i]
             rc = proc.returncode
             state = "done" if rc == 0 else "busy in another process" if rc == BUSY_EXIT else f"FAILED (exit {rc})"
             failed += rc not in (0, BUSY_EXIT)

@@ -4,7 +4,9 @@ A run folder holds ``config.json`` (the plan row and architecture), ``ckpt.pt`` 
 and loss curve; written atomically every ``ckpt_every`` steps), ``curve.csv`` (step, tokens, lr, train
 cross-entropy in nats/token, balance loss, z-loss; rewritten with each checkpoint) and, when finished,
 ``result.json``. Batches depend only on (seed, step), so a run resumed from its last checkpoint after a
-crash or ``kill -9`` follows exactly the same trajectory as an uninterrupted one.
+crash or ``kill -9`` follows exactly the same trajectory as an uninterrupted one. On CUDA the forward runs
+under bf16 autocast (parameters, optimizer state, router, losses in float32; ``precision`` = ``bf16-autocast``),
+on CPU in float32.
 """
 from __future__ import annotations
 
@@ -57,6 +59,16 @@ def _curve_csv(curve: list[tuple]) -> bytes:
     return out.getvalue().encode()
 
 
+def precision(device: str) -> str:
+    """``bf16-autocast`` on CUDA, ``fp32`` elsewhere."""
+    return "bf16-autocast" if device.startswith("cuda") else "fp32"
+
+
+def autocast(device: str):
+    """bf16 autocast on CUDA (the router and the losses stay float32), a no-op context elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision(device) == "bf16-autocast")
+
+
 @torch.no_grad()
 def evaluate(model: Transformer, data: TokenData, seq_len: int, device: str, max_tokens: int = VAL_TOKENS) -> float:
     """Mean cross-entropy (nats/token) over the fixed validation windows."""
@@ -66,7 +78,8 @@ def evaluate(model: Transformer, data: TokenData, seq_len: int, device: str, max
     for i in range(0, len(x_all), 64):
         x = torch.from_numpy(x_all[i:i + 64]).to(device)
         y = torch.from_numpy(y_all[i:i + 64]).to(device)
-        logits = model(x)
+        with autocast(device):
+            logits = model(x)
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
         count += y.numel()
     model.train()
@@ -114,7 +127,8 @@ def train_run(row: dict, data: TokenData, run_dir: Path, device: str = "cpu", *,
             group["lr"] = lr
         x, y = data.batch(step, seed, r.batch_seqs, seq_len)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        logits = model(x)
+        with autocast(device):
+            logits = model(x)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         balance, z = model.aux_losses()
         loss = ce + BALANCE_COEF * balance + Z_COEF * z
@@ -138,5 +152,6 @@ def train_run(row: dict, data: TokenData, run_dir: Path, device: str = "cpu", *,
     result = dict(row)
     result["loss"] = evaluate(model, data, seq_len, device)
     result["final_train_ce"] = curve[-1][3] if curve else float("nan")
+    result["dispatch"], result["precision"] = dispatch, precision(device)
     write_atomic(result_path, json.dumps(result, indent=2, default=str).encode())
     return result
