@@ -14,7 +14,7 @@ still leaves what it finished:
    ``--dispatch cuda``, several runs sharing the GPU) in sweeps/gpu, stopped at ``--sweep-seconds``; its
    runs.csv (``device`` names the GPU), plan.csv and loss curves are copied to ``$OUT/gpu_sweep``.
 
-Usage: python benchmarks/gpu_check.py [--sweep-seconds 200] [--slots 6] [--repeats 5]
+Usage: python benchmarks/gpu_check.py [--sweep-seconds 260] [--slots 10] [--repeats 5]
 """
 from __future__ import annotations
 
@@ -165,7 +165,7 @@ def gpu_sweep(out: Path, seconds: float, slots: int) -> dict:
     sweep = ROOT / "sweeps" / "gpu"
     cmd = [sys.executable, "-m", "trainer", "sweep", "--plan", str(ROOT / "benchmarks" / "gpu_sweep_plan.csv"),
            "--out", str(sweep), "--devices", *(["cuda:0"] * slots), "--dispatch", "cuda", "--ckpt-every", "1000",
-           "--threads", "2"]
+           "--threads", "1"]
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
     try:
@@ -187,8 +187,8 @@ def gpu_sweep(out: Path, seconds: float, slots: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sweep-seconds", type=float, default=200)
-    ap.add_argument("--slots", type=int, default=6, help="sweep runs sharing the GPU at once")
+    ap.add_argument("--sweep-seconds", type=float, default=260)
+    ap.add_argument("--slots", type=int, default=10, help="sweep runs sharing the GPU at once")
     ap.add_argument("--repeats", type=int, default=5, help="timed steps per benchmark setting")
     args = ap.parse_args()
     out = Path(os.environ.get("OUT") or ROOT / "benchmarks" / "gpu_out")

@@ -22,7 +22,7 @@ from trainer.sweep import load_design, run_sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "trainer" / "data" / "sample.txt"
-SPEC_COLUMNS = ["run_id", "group", "loss", "tokens", "n_active", "n_total", "n_embedding", "n_experts", "top_k",
+RUNS_TABLE_COLUMNS = ["run_id", "group", "loss", "tokens", "n_active", "n_total", "n_embedding", "n_experts", "top_k",
                 "granularity", "shared_ratio", "d_model", "n_layers", "flops_per_token", "compute", "seed"]
 DESIGN = ("run_id,n_experts,top_k,granularity,shared_ratio,d_model,n_layers,tokens,seq_len,batch_seqs,steps,lr,"
           "warmup_steps\nmoe,8,2,2,0.0,16,1,{tokens},32,4,{steps},0.01,2\n")
@@ -55,7 +55,7 @@ def test_plan_cli_json(capsys):
     runs = json.loads(capsys.readouterr().out)["runs"]
     assert {r["budget"] for r in runs} == {1e11, 1e12}
     for r in runs:
-        assert set(SPEC_COLUMNS) - {"loss"} <= set(r)
+        assert set(RUNS_TABLE_COLUMNS) - {"loss"} <= set(r)
         assert r["compute"] == r["real_flops_per_token"] * r["tokens"] > r["flops_per_token"] * r["tokens"]
         assert r["compute"] == pytest.approx(r["budget"], rel=0.1)        # isoFLOP up to whole steps
         assert r["n_total"] >= r["n_active"] > 0
@@ -78,7 +78,7 @@ def test_sweep_writes_runs_table_and_skips_finished(tmp_path, data):
     assert len(res) == 1
     with open(out / "runs.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0])[:len(SPEC_COLUMNS)] == SPEC_COLUMNS
+    assert list(rows[0])[:len(RUNS_TABLE_COLUMNS)] == RUNS_TABLE_COLUMNS
     row = rows[0]
     assert row["run_id"] == "moe" and row["group"] == "g" and row["seed"] == "3"
     assert 0 < float(row["loss"]) < 7 and int(row["tokens"]) == 24 * 4 * 32
@@ -239,3 +239,34 @@ def test_cli_errors_in_a_real_process(tmp_path):
         p = _cli(args)
         _, err = p.communicate()
         _one_error_line(p.returncode, err, message)
+
+
+def test_distributed_shard_splits_the_global_batch(monkeypatch):
+    from trainer import distributed
+    x = torch.arange(12).reshape(6, 2)
+    monkeypatch.setattr(distributed, "world", lambda: (1, 3))
+    assert distributed.shard(x, 6).tolist() == [[4, 5], [6, 7]]
+    with pytest.raises(ValueError, match="not divisible by the 3 torchrun"):
+        distributed.shard(x[:5], 5)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tmp_path, data):
+    """One run data-parallel over 2 torchrun processes (gloo, CPU) follows the single-process loss curve."""
+    design = tmp_path / "d.csv"
+    design.write_text("run_id,n_experts,top_k,granularity,shared_ratio,d_model,n_layers,tokens,seq_len,batch_seqs,"
+                      "steps,lr,warmup_steps\ndense,1,1,1,0.0,16,2,3072,32,4,24,0.01,2\n")
+    common = ["train", "--plan", str(design), "--run-id", "dense", "--data", str(data.directory), "--vocab-size",
+              "300", "--seq-len", "32", "--threads", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = lambda pre, out: subprocess.run([sys.executable, *pre, "-m", "trainer", *common, "--out", str(out)],  # noqa: E731
+                                          cwd=ROOT, env=env, capture_output=True, text=True)
+    one = run([], tmp_path / "one")
+    two = run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"], tmp_path / "two")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-2000:]
+    a, b = _curve(tmp_path / "one" / "runs" / "dense"), _curve(tmp_path / "two" / "runs" / "dense")
+    assert len(a) == len(b) == 24
+    for ra, rb in zip(a, b):
+        assert ra[3] == pytest.approx(rb[3], rel=1e-5)
+    rows = list(csv.DictReader(open(tmp_path / "two" / "runs.csv")))
+    assert len(rows) == 1 and rows[0]["processes"] == "2"

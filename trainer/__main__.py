@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .config import GATES, ConfigError
 from .data import BYTE_VOCAB, DataError, TokenData, prepare
+from .files import write_atomic
 from .plan import DEFAULT_SEQ_LEN, FAMILIES, SIZES, SPAN, PlanError, isoflop_design
 from .sweep import (
     BUSY_EXIT,
@@ -21,7 +22,6 @@ from .sweep import (
     shard_rows,
     train_and_record,
 )
-from .train import write_atomic
 
 DISPATCHES = ("sorted", "loop", "cuda")
 
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--extend", type=int, default=2,
                    help="with --recentre: sizes added past a profile's edge holding its minimum (default 2)")
     _design_args(s)
-    t = sub.add_parser("train", help="train one row of a plan (what sweep's workers run)")
+    t = sub.add_parser("train", help="train one row of a plan (what sweep's workers run; runs under torchrun too)")
     t.add_argument("--plan", type=Path, required=True, metavar="DESIGN.csv")
     t.add_argument("--run-id", required=True)
     _run_args(t)
@@ -219,10 +219,13 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_train(args) -> int:
+    """One row of a plan; under ``torchrun`` one run data-parallel over the processes (``trainer.distributed``)."""
+    from .distributed import init_from_env
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
     _check_device([args.device], args.dispatch)
+    args.device = init_from_env(args.device)
     rows = [r for r in load_design(args.plan, vocab_size=args.vocab_size, seq_len=args.seq_len, seed=0,
                                    group="trainer") if r["run_id"] == args.run_id]
     if not rows:
@@ -234,7 +237,10 @@ def cmd_train(args) -> int:
     except RunBusy as e:
         print(f"note: {e}", file=sys.stderr)
         return BUSY_EXIT
-    print(f"{args.run_id}: loss {res['loss']:.4f} ({res['wall_s']} s, pid {os.getpid()})", flush=True)
+    except ValueError as e:                      # e.g. a batch that does not split over the torchrun processes
+        raise CliError(str(e)) from None
+    if "wall_s" in res:                          # rank 0 (or a single process) recorded the run
+        print(f"{args.run_id}: loss {res['loss']:.4f} ({res['wall_s']} s, pid {os.getpid()})", flush=True)
     return 0
 
 

@@ -19,12 +19,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .files import write_atomic
 
 GCIDE_PATH = Path(os.environ.get("BAYESMOE_GCIDE", "/usr/share/dictd/gcide.dict.dz"))
 """The GCIDE dictd file (``$BAYESMOE_GCIDE`` overrides the Debian path, e.g. on a machine without the package)."""
@@ -148,13 +149,6 @@ class TokenData:
         return x, y
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _encode(tokenizer, docs: list[str], eot: int) -> np.ndarray:
     out = []
     for i in range(0, len(docs), 4096):
@@ -197,14 +191,14 @@ def prepare(source: str = "gcide", vocab_size: int = BYTE_VOCAB, cache: Path | N
         tok.train_from_iterator(train_docs, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOT],
                                 show_progress=False)
         eot, n_vocab, tokenizer = tok.token_to_id(EOT), tok.get_vocab_size(), "byte-level BPE"
-        _write_atomic(directory / "tokenizer.json", tok._tokenizer.to_str().encode())
+        write_atomic(directory / "tokenizer.json", tok._tokenizer.to_str().encode())
         train, val = _encode(tok, train_docs, eot), _encode(tok, val_docs, eot)
-    _write_atomic(directory / "train.bin", train.tobytes())
-    _write_atomic(directory / "val.bin", val.tobytes())
+    write_atomic(directory / "train.bin", train.tobytes())
+    write_atomic(directory / "val.bin", val.tobytes())
     meta = {"source": source, "fingerprint": fingerprint, "vocab_size": n_vocab, "tokenizer": tokenizer,
             "requested_vocab_size": vocab_size, "eot_id": eot, "train_docs": len(train_docs),
             "val_docs": len(val_docs), "train_tokens": int(len(train)), "val_tokens": int(len(val)),
             "train_bytes": sum(len(d.encode()) for d in train_docs), "format": FORMAT_VERSION,
             "validation_rule": "crc32(doc) % 100 == 0"}
-    _write_atomic(directory / "meta.json", json.dumps(meta, indent=2).encode())
+    write_atomic(directory / "meta.json", json.dumps(meta, indent=2).encode())
     return TokenData.open(directory)

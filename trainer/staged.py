@@ -16,10 +16,10 @@ from typing import Callable
 
 from .centre import edge_side, family_of, fit_centres, profiles
 from .config import ModelConfig
+from .files import write_atomic
 from .flops import account
 from .plan import PlanError, beyond_edge, family_config, feasible, isoflop_design, row_at_budget
 from .sweep import load_design, plan_csv, read_csv
-from .train import write_atomic
 
 Trainer = Callable[[list[dict]], int]
 """Trains the given plan rows (already in plan.csv); returns the number of failed runs."""

@@ -19,12 +19,12 @@ import math
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from .data import TokenData
+from .files import write_atomic
 from .plan import PLAN_REQUIRED, PlanError, Recipe, config_from_row, run_row
-from .train import train_run, write_atomic
 
 #: docs/runs-table.md columns first, in this order; the extras (accounting, recipe, architecture) follow
 RUNS_COLUMNS = ("run_id", "group", "loss", "tokens", "n_active", "n_total", "n_embedding", "n_experts", "top_k",
@@ -32,7 +32,7 @@ RUNS_COLUMNS = ("run_id", "group", "loss", "tokens", "n_active", "n_total", "n_e
                 "budget", "n_heads", "n_shared", "d_expert", "n_router", "six_na", "real_flops_per_token",
                 "head_flops_per_token", "flop_convention", "embedding_share", "head_flop_share", "gate",
                 "vocab_size", "seq_len", "design", "batch_seqs", "steps", "lr", "warmup_steps", "final_train_ce",
-                "wall_s", "device", "dispatch", "precision")
+                "wall_s", "device", "dispatch", "precision", "processes")
 
 
 RECIPE_COLUMNS = ("batch_seqs", "steps", "lr", "warmup_steps")
@@ -161,12 +161,18 @@ def device_label(device: str) -> str:
 def train_and_record(row: dict, out: Path, data: TokenData, *, device: str, ckpt_every: int, dispatch: str,
                      progress: bool | None = None) -> dict:
     """Train one run (or read back its result) and append it to ``out/runs.csv``. Holds the run folder's
-    lock while training (``RunBusy`` when another process has it), so two workers never train one run."""
+    lock while training (``RunBusy`` when another process has it), so two workers never train one run.
+    Under torchrun only rank 0 locks and appends (``trainer.distributed``)."""
+    from . import distributed
+    from .train import train_run
     t0 = time.time()
     run_dir = out / "runs" / row["run_id"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(run_dir / ".lock", wait=False):
+    rank = distributed.world()[0]
+    with _locked(run_dir / ".lock", wait=False) if rank == 0 else nullcontext():
         res = train_run(row, data, run_dir, device, ckpt_every=ckpt_every, progress=progress, dispatch=dispatch)
+    if rank:
+        return res
     res.setdefault("wall_s", round(time.time() - t0, 2))
     res.setdefault("device", device_label(device))
     append_run(out, res)
@@ -195,11 +201,13 @@ def run_sweep(plan: list[dict], out: Path, data: TokenData, *, device: str = "cp
 def run_queue(plan: list[dict], out: Path, slots: list[str], child_args: list[str], *, log=sys.stdout,
               poll_s: float = 0.2) -> int:
     """Train the unfinished rows of ``plan`` with one worker per slot (a device name, e.g. ``cpu`` or
-    ``cuda:1``): a free slot takes the largest remaining run (by compute) and trains it in a child
+    ``cuda:1``): a free slot takes the largest remaining run (by compute to 2 significant digits, then by
+    steps, so at one budget the longest run starts first) and trains it in a child
     ``python -m trainer train --plan out/plan.csv --run-id ID ...`` (``child_args`` appended). Returns the
     number of failed runs. The plan rows must be in ``out/plan.csv``."""
     done = finished_ids(out)
-    queue = sorted((r for r in plan if r["run_id"] not in done), key=lambda r: -float(r["compute"]))
+    queue = sorted((r for r in plan if r["run_id"] not in done),
+                   key=lambda r: (-float(f"{float(r['compute']):.2g}"), -int(r["steps"])))
     running: dict[int, tuple[subprocess.Popen, dict, float]] = {}   # by slot index: a device may hold several
     failed = 0
     while queue or running:

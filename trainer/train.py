@@ -14,15 +14,15 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .data import TokenData
+from .files import write_atomic
 from .model import Transformer
 from .plan import Recipe, config_from_row, lr_at
 
@@ -30,19 +30,6 @@ BALANCE_COEF = 0.01   # Switch Transformer's alpha
 Z_COEF = 1e-3         # ST-MoE's router z-loss coefficient
 VAL_TOKENS = 16384
 CURVE_COLUMNS = ("step", "tokens", "lr", "train_ce", "balance_loss", "z_loss")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in the same folder, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -101,10 +88,17 @@ def train_run(row: dict, data: TokenData, run_dir: Path, device: str = "cpu", *,
     r = Recipe(batch_seqs=int(row["batch_seqs"]), steps=int(row["steps"]), lr=float(row["lr"]),
                warmup_steps=int(row["warmup_steps"]))
     seed = int(row["seed"])
-    write_atomic(run_dir / "config.json", json.dumps({"row": row, "model": cfg.to_dict(),
-                                                      "corpus": data.meta}, indent=2, default=str).encode())
+    if distributed.world()[0] == 0:
+        write_atomic(run_dir / "config.json", json.dumps({"row": row, "model": cfg.to_dict(), "corpus": data.meta},
+                                                         indent=2, default=str).encode())
+    rank, n_ranks = distributed.world()
     torch.manual_seed(seed)
     model = Transformer(cfg, dispatch=dispatch).to(device)
+    net = model
+    if n_ranks > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda")
+                                      else None)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -127,8 +121,10 @@ def train_run(row: dict, data: TokenData, run_dir: Path, device: str = "cpu", *,
             group["lr"] = lr
         x, y = data.batch(step, seed, r.batch_seqs, seq_len)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        if n_ranks > 1:
+            x, y = distributed.shard(x, r.batch_seqs), distributed.shard(y, r.batch_seqs)
         with autocast(device):
-            logits = model(x)
+            logits = net(x)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         balance, z = model.aux_losses()
         loss = ce + BALANCE_COEF * balance + Z_COEF * z
@@ -136,14 +132,15 @@ def train_run(row: dict, data: TokenData, run_dir: Path, device: str = "cpu", *,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        ce_val = ce.item()
+        ce_val, bal_val, z_val = (distributed.mean(torch.stack([ce, balance, z]).float()).tolist() if n_ranks > 1
+                                  else (ce.item(), balance.item(), z.item()))
         if not math.isfinite(ce_val):
             raise FloatingPointError(f"run {row['run_id']}: non-finite loss at step {step}")
-        curve.append((step, (step + 1) * tokens_per_step, lr, ce_val, balance.item(), z.item()))
+        curve.append((step, (step + 1) * tokens_per_step, lr, ce_val, bal_val, z_val))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(ce=f"{ce_val:.3f}")
-        if (step + 1) % ckpt_every == 0 or step + 1 == r.steps:
+        if rank == 0 and ((step + 1) % ckpt_every == 0 or step + 1 == r.steps):
             _save_checkpoint(ckpt_path, {"model": model.state_dict(), "opt": opt.state_dict(),
                                          "step": step + 1, "curve": curve})
             write_atomic(run_dir / "curve.csv", _curve_csv(curve))
@@ -153,5 +150,7 @@ def train_run(row: dict, data: TokenData, run_dir: Path, device: str = "cpu", *,
     result["loss"] = evaluate(model, data, seq_len, device)
     result["final_train_ce"] = curve[-1][3] if curve else float("nan")
     result["dispatch"], result["precision"] = dispatch, precision(device)
-    write_atomic(result_path, json.dumps(result, indent=2, default=str).encode())
+    result["processes"] = n_ranks
+    if rank == 0:
+        write_atomic(result_path, json.dumps(result, indent=2, default=str).encode())
     return result
