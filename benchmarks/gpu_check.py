@@ -1,18 +1,20 @@
 """GPU check of the trainer in one script (``make gpu-check``; ``benchmarks/gpu_check.sh`` on a bare machine).
 
-Sections, each written to ``$OUT`` (default ``benchmarks/gpu_out``) as soon as it is done, so a run cut short
-still leaves what it finished:
-1. ``hardware.json``: GPU, driver, CUDA, torch, nvcc, xformers; the extension's build time (or its error).
-2. ``kernels.json``: the custom CUDA dispatch against the float64 sorted reference on the same GPU: outputs
+Results go to ``$OUT`` (default ``benchmarks/gpu_out``) in six files: ``results.json`` (rewritten after each
+section, so a run cut short still leaves what it finished), ``dispatch.md``, ``gpu_sweep_runs.csv``,
+``gpu_sweep_plan.csv``, ``gpu_sweep_curves.tar.gz`` and the wrapper's ``log.txt``. Sections (keys of
+results.json):
+1. ``hardware``: GPU, driver, CUDA, torch, nvcc, xformers; the extension's build time (or its error).
+2. ``kernels``: the custom CUDA dispatch against the float64 sorted reference on the same GPU: outputs
    and all four gradients (x, gate weights, w_in, w_out), float32 and bfloat16, several shapes (an expert
    without tokens included); max |error| / max |reference| per tensor; float64 ``gradcheck`` and a second
    backward through a retained graph; a bf16-autocast training step of the whole model, cuda vs sorted.
-3. ``dispatch.json`` / ``dispatch.md``: the dispatch benchmark (``benchmarks/dispatch.py``'s ``bench``): one MoE
+3. ``dispatch`` (and ``dispatch.md``): the dispatch benchmark (``benchmarks/dispatch.py``'s ``bench``): one MoE
    FFN forward + backward in bf16, reference (sorted), loop, CUDA kernels, ``torch._grouped_mm`` (where the
    build has it) and a dense FFN at equal active FLOPs; medians, paired ratios to dense, MFU.
-4. ``gpu_sweep/``: a short GPU sweep (``python -m trainer sweep --plan benchmarks/gpu_sweep_plan.csv``,
+4. ``gpu_sweep``: a short GPU sweep (``python -m trainer sweep --plan benchmarks/gpu_sweep_plan.csv``,
    ``--dispatch cuda``, several runs sharing the GPU) in sweeps/gpu, stopped at ``--sweep-seconds``; its
-   runs.csv (``device`` names the GPU), plan.csv and loss curves are copied to ``$OUT/gpu_sweep``.
+   runs.csv (``device`` names the GPU), plan.csv and loss curves (tar.gz) are copied to ``$OUT``.
 
 Usage: python benchmarks/gpu_check.py [--sweep-seconds 260] [--slots 10] [--repeats 5]
 """
@@ -24,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -93,7 +96,8 @@ def compare(dispatch, dtype) -> list[dict]:
         want = torch.autograd.grad(ref, ref_in, grad)
         row = {"dtype": str(dtype).split(".")[-1], "T": t, "d": d, "h": h, "E": e, "k": k}
         for name, a, b in zip(("out", "grad_x", "grad_w", "grad_w_in", "grad_w_out"), (out, *got), (ref, *want)):
-            row[name] = float((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30))
+            a, b = a.detach().double(), b.detach()
+            row[name] = float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
         row["ok"] = all(row[n] <= TOL[row["dtype"]] for n in ("out", "grad_x", "grad_w", "grad_w_in", "grad_w_out"))
         rows.append(row)
         print(f"  {row}", flush=True)
@@ -176,12 +180,12 @@ def gpu_sweep(out: Path, seconds: float, slots: int) -> dict:
         rc = "stopped at the time limit"
     runs = sweep / "runs.csv"
     n = max(0, len(runs.read_text().splitlines()) - 1) if runs.exists() else 0
-    (out / "gpu_sweep").mkdir(exist_ok=True)
-    for f in [runs, sweep / "plan.csv", *sweep.glob("runs/*/curve.csv"), *sweep.glob("runs/*/result.json")]:
-        if f.exists():
-            dest = out / "gpu_sweep" / f.relative_to(sweep)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(f, dest)
+    for name in ("runs", "plan"):
+        if (sweep / f"{name}.csv").exists():
+            shutil.copy(sweep / f"{name}.csv", out / f"gpu_sweep_{name}.csv")
+    with tarfile.open(out / "gpu_sweep_curves.tar.gz", "w:gz") as tar:
+        for f in sorted([*sweep.glob("runs/*/curve.csv"), *sweep.glob("runs/*/result.json")]):
+            tar.add(f, arcname=str(f.relative_to(sweep)))
     return {"command": " ".join(cmd[1:]), "exit": rc, "wall_s": round(time.time() - t0, 1), "finished_runs": n}
 
 
@@ -197,19 +201,20 @@ def main() -> None:
         print("error: no CUDA GPU visible to torch; gpu-check needs one", file=sys.stderr)
         sys.exit(2)
     t_start = time.time()
-    hw = hardware()
-    print(f"# hardware: {hw}", flush=True)
+    results: dict = {"hardware": hardware()}
+    print(f"# hardware: {results['hardware']}", flush=True)
     from trainer.cuda_dispatch import ExtensionError, extension
     t0 = time.time()
     try:
         extension()
-        hw["extension_build_s"] = round(time.time() - t0, 1)
+        results["hardware"]["extension_build_s"] = round(time.time() - t0, 1)
     except ExtensionError as e:
-        hw["extension_error"] = str(e)
-    write(out, "hardware.json", hw)
-    print(f"# extension: {hw.get('extension_build_s', hw.get('extension_error'))}", flush=True)
+        results["hardware"]["extension_error"] = str(e)
+    write(out, "results.json", results)
+    print(f"# extension: {results['hardware'].get('extension_build_s', results['hardware'].get('extension_error'))}",
+          flush=True)
     sections = {}
-    if "extension_error" not in hw:
+    if "extension_error" not in results["hardware"]:
         for name, fn in (("kernels", kernels), ("dispatch", lambda: benchmark(args.repeats))):
             t0 = time.time()
             print(f"# {name}", flush=True)
@@ -220,15 +225,16 @@ def main() -> None:
             if name == "dispatch" and isinstance(res, tuple):
                 write(out, "dispatch.md", res[1] + "\n")
                 res = res[0]
-            write(out, f"{name}.json", res)
+            results[name] = res
             sections[name] = round(time.time() - t0, 1)
+            write(out, "results.json", results)
             print(f"# {name}: {sections[name]} s", flush=True)
     print("# gpu sweep", flush=True)
-    sweep = gpu_sweep(out, args.sweep_seconds, args.slots)
-    write(out, "gpu_sweep.json", sweep)
-    summary = {"sections_s": sections, "sweep": sweep, "total_s": round(time.time() - t_start, 1)}
-    write(out, "summary.json", summary)
-    print(f"# done: {summary}", flush=True)
+    results["gpu_sweep"] = gpu_sweep(out, args.sweep_seconds, args.slots)
+    results["sections_s"] = sections
+    results["total_s"] = round(time.time() - t_start, 1)
+    write(out, "results.json", results)
+    print(f"# done: {results['gpu_sweep']}, sections {sections}, total {results['total_s']} s", flush=True)
 
 
 if __name__ == "__main__":
