@@ -163,12 +163,12 @@ def benchmark(repeats: int) -> list[dict]:
     return rows, markdown(rows)
 
 
-def gpu_sweep(out: Path, seconds: float, slots: int) -> dict:
+def gpu_sweep(out: Path, seconds: float, slots: int, dispatch: str = "cuda") -> dict:
     """The plan in benchmarks/gpu_sweep_plan.csv on this GPU, ``slots`` runs at a time, until ``seconds``; the
     sweep folder is sweeps/gpu (checkpoints stay there), its tables and loss curves are copied to OUT."""
     sweep = ROOT / "sweeps" / "gpu"
     cmd = [sys.executable, "-m", "trainer", "sweep", "--plan", str(ROOT / "benchmarks" / "gpu_sweep_plan.csv"),
-           "--out", str(sweep), "--devices", *(["cuda:0"] * slots), "--dispatch", "cuda", "--ckpt-every", "1000",
+           "--out", str(sweep), "--devices", *(["cuda:0"] * slots), "--dispatch", dispatch, "--ckpt-every", "1000",
            "--threads", "1"]
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
@@ -194,6 +194,8 @@ def main() -> None:
     ap.add_argument("--sweep-seconds", type=float, default=260)
     ap.add_argument("--slots", type=int, default=10, help="sweep runs sharing the GPU at once")
     ap.add_argument("--repeats", type=int, default=5, help="timed steps per benchmark setting")
+    ap.add_argument("--sections", default="kernels,dispatch,sweep", help="which of kernels,dispatch,sweep to run")
+    ap.add_argument("--sweep-dispatch", choices=("sorted", "loop", "cuda"), default="cuda")
     args = ap.parse_args()
     out = Path(os.environ.get("OUT") or ROOT / "benchmarks" / "gpu_out")
     out.mkdir(parents=True, exist_ok=True)
@@ -216,6 +218,8 @@ def main() -> None:
     sections = {}
     if "extension_error" not in results["hardware"]:
         for name, fn in (("kernels", kernels), ("dispatch", lambda: benchmark(args.repeats))):
+            if name not in args.sections:
+                continue
             t0 = time.time()
             print(f"# {name}", flush=True)
             try:
@@ -229,8 +233,9 @@ def main() -> None:
             sections[name] = round(time.time() - t0, 1)
             write(out, "results.json", results)
             print(f"# {name}: {sections[name]} s", flush=True)
-    print("# gpu sweep", flush=True)
-    results["gpu_sweep"] = gpu_sweep(out, args.sweep_seconds, args.slots)
+    if "sweep" in args.sections:
+        print("# gpu sweep", flush=True)
+        results["gpu_sweep"] = gpu_sweep(out, args.sweep_seconds, args.slots, args.sweep_dispatch)
     results["sections_s"] = sections
     results["total_s"] = round(time.time() - t_start, 1)
     write(out, "results.json", results)
