@@ -140,3 +140,34 @@ def test_row_at_budget_records_the_real_flop_convention():
     assert row["head_flop_share"] == pytest.approx(6 * 257 * 64 / row["real_flops_per_token"], abs=1e-4)
     assert row["embedding_share"] == pytest.approx(2 * 257 * 64 / (2 * 257 * 64 + row["n_active"]), abs=1e-4)
     assert "real" in row["flop_convention"] and row["gate"] == "renorm"
+
+
+def test_summary_counts_valleys_and_shares(tmp_path, capsys):
+    import json
+
+    from trainer.__main__ import main
+    rows = []
+    for b in (1e11, 1e12):
+        for r in isoflop_design([b], families=FAMILIES[:2], centre=lambda b, f: K * math.sqrt(b)):
+            rows.append(dict(r, loss=valley_loss(r), wall_s=10.0))
+    rows[0]["loss"] = 1.0            # 1e11 dense: the smallest size now holds the minimum
+    from trainer.summary import summarize
+    s = summarize(rows)
+    assert s["valley"] == {"interior": 3, "profiles": 4, "share": 0.75, "min_sizes": 5}
+    assert [p["minimum"] for p in s["profiles"]][:2] == ["low", "interior"]
+    shares = sorted(r["embedding_share"] for r in rows)
+    assert s["embedding_share"]["median"] == pytest.approx((shares[9] + shares[10]) / 2)
+    assert s["real_flops_per_s"]["median"] == pytest.approx(statistics_median([r["compute"] / 10 for r in rows]))
+    # the optimum fitted to a runs table centres a new plan (--centre-from)
+    from trainer.sweep import to_csv
+    path = tmp_path / "runs.csv"
+    path.write_bytes(to_csv(rows, RUNS_COLUMNS))
+    assert main(["plan", "--budgets", "1e14", "--families", "1,1,0", "--centre-from", str(path), "--json"]) == 0
+    sizes = sorted(r["n_active"] for r in json.loads(capsys.readouterr().out)["runs"])
+    assert sizes[0] < K * 1e7 < sizes[-1]
+
+
+def statistics_median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2

@@ -118,7 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", type=Path, help="an already prepared token folder (skips --corpus)")
     t.add_argument("--vocab-size", type=int, default=BYTE_VOCAB)
     t.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN)
+    m = sub.add_parser("summary", help="figures of a runs table: shares, valleys, throughput (JSON)")
+    m.add_argument("runs", type=Path, metavar="RUNS.csv")
+    m.add_argument("--min-sizes", type=int, default=5, help="profiles counted by the valley measure (default 5)")
     return parser
+
+
+def cmd_summary(args) -> None:
+    from .summary import summarize
+    from .sweep import read_csv
+    try:
+        rows = read_csv(args.runs)
+    except OSError as e:
+        raise CliError(f"cannot read {args.runs}: {e.strerror}") from None
+    try:
+        print(json.dumps(summarize(rows, args.min_sizes), indent=1))
+    except (KeyError, ValueError) as e:
+        raise CliError(f"{args.runs} is not a trainer runs table ({type(e).__name__}: {e})") from None
 
 
 def _design_kw(args) -> dict:
@@ -249,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plan":
             cmd_plan(args)
+            return 0
+        if args.command == "summary":
+            cmd_summary(args)
             return 0
         return cmd_train(args) if args.command == "train" else cmd_sweep(args)
     except (CliError, PlanError, ConfigError, DataError) as e:
