@@ -142,3 +142,38 @@ def test_cuda_dispatch_matches_reference(dtype, tol, t, d, h, e, k):
     want = torch.autograd.grad(ref, ref_inputs, grad)
     for a, b, name in zip(got, want, ("x", "weight", "w_in", "w_out")):
         torch.testing.assert_close(a.float(), b, rtol=tol, atol=tol * max(1.0, b.abs().max().item()), msg=name)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_cuda_dispatch_gradcheck_and_second_backward():
+    """float64 through the same kernels: gradcheck, and a retained graph's second backward equals the first."""
+    from trainer.cuda_dispatch import cuda_dispatch
+    g = torch.Generator(device="cuda").manual_seed(1)
+    dev = dict(device="cuda", dtype=torch.float64)
+    x = torch.randn(12, 8, generator=g, **dev).requires_grad_()
+    w, idx = torch.randn(12, 4, generator=g, device="cuda").softmax(-1).topk(2, dim=-1)
+    w = w.double().requires_grad_()
+    w_in = torch.randn(4, 8, 16, generator=g, **dev).requires_grad_()
+    w_out = torch.randn(4, 8, 8, generator=g, **dev).requires_grad_()
+    inputs = (x, w, w_in, w_out)
+    assert torch.autograd.gradcheck(lambda *a: cuda_dispatch(a[0], idx, *a[1:]), inputs)
+    y = cuda_dispatch(x, idx, w, w_in, w_out)
+    grad = torch.randn_like(y)
+    first = torch.autograd.grad(y, inputs, grad, retain_graph=True)
+    second = torch.autograd.grad(y, inputs, grad)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_cuda_dispatch_runs_on_the_tensors_device():
+    """Tensors on cuda:1 while cuda:0 is current: the bindings' CUDAGuard launches on cuda:1."""
+    from trainer.cuda_dispatch import cuda_dispatch
+    torch.cuda.set_device(0)
+    x = torch.randn(64, 16, device="cuda:1")
+    w, idx = torch.randn(64, 4, device="cuda:1").softmax(-1).topk(2, dim=-1)
+    w_in, w_out = torch.randn(4, 16, 32, device="cuda:1"), torch.randn(4, 16, 16, device="cuda:1")
+    out = cuda_dispatch(x, idx, w, w_in, w_out)
+    assert out.device == torch.device("cuda:1")
+    torch.testing.assert_close(out, sorted_dispatch(x, idx, w, w_in, w_out), rtol=1e-4, atol=1e-4)
