@@ -18,7 +18,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/bayesmoe demo
 
+# Lint first (ruff, configured in pyproject.toml; installed here if the venv predates it), then the tests.
 test: $(STAMP)
+	$(PY) -m ruff --version >/dev/null 2>&1 || $(PY) -m pip install -q "ruff>=0.6,<0.16"
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

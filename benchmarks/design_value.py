@@ -16,7 +16,7 @@ For each law (chinchilla, granularity, joint) and each replication:
    design's picks are added one at a time (refit after each) until the band is no wider than the
    grid's; the ratio to X is reported (inf when X is not enough).
 
-Fits are Laplace approximations (:func:`bayesmoe.design.laplace.laplace_fit`, 1,000 draws, priors centred
+Fits are Laplace approximations (:func:`bayesmoe.inference.laplace_fit`, 1,000 draws, priors centred
 on the published set) so that 20 replications x 3 laws x ~10 refits run in minutes on 2 cores; the design
 reweights those draws (32 simulated outcomes per candidate).
 
@@ -35,11 +35,13 @@ import numpy as np
 import pandas as pd
 
 import bayesmoe
-from bayesmoe.design import design
-from bayesmoe.design.laplace import laplace_fit
+from bayesmoe.decide.design import design
+from bayesmoe.decide.optimum import PointPosterior, optimum
 from bayesmoe.errors import BayesMoeError
+from bayesmoe.inference import laplace_fit
 from bayesmoe.laws import get_law
-from bayesmoe.optimum import PointPosterior, optimum
+
+bayesmoe.configure()  # float64 and the compilation cache, as the bayesmoe command sets them
 
 INITIAL_BUDGETS = (1e18, 3e18, 1e19)
 INITIAL_TPP = (5.0, 15.0, 45.0, 135.0)
@@ -63,8 +65,12 @@ class Scenario:
 SCENARIOS = {
     "chinchilla": Scenario("chinchilla", "chinchilla:hoffmann2022", ({},)),
     # Krajewski's accounting with expansion 64 (the optimiser's default): N = (8 * 64 + 4) / 12 N_act.
-    "granularity": Scenario("granularity", "granularity:krajewski2024",
-                            tuple({"granularity": g, "n_experts": 64 * g, "top_k": g} for g in (2, 8, 32)), (8 * 64 + 4) / 12),
+    "granularity": Scenario(
+        "granularity",
+        "granularity:krajewski2024",
+        tuple({"granularity": g, "n_experts": 64 * g, "top_k": g} for g in (2, 8, 32)),
+        (8 * 64 + 4) / 12,
+    ),
     "joint": Scenario("joint", "joint:ludziejewski2025", tuple({"n_experts": e, "top_k": 1} for e in (1, 8, 32))),
 }
 
@@ -76,9 +82,13 @@ def rows(scenario: Scenario, budgets, tpps, families=None) -> pd.DataFrame:
         for tpp in tpps:
             for fam in families or scenario.families:
                 na = np.sqrt(c / (6 * tpp))
-                out.append({**fam, "n_active": na, "n_total": na * scenario.total_ratio, "tokens": tpp * na, "compute": c})
+                out.append(
+                    {**fam, "n_active": na, "n_total": na * scenario.total_ratio, "tokens": tpp * na, "compute": c}
+                )
     frame = pd.DataFrame(out)
-    frame.insert(0, "run_id", [f"c{r.compute:.0e}-t{r.tokens / r.n_active:.0f}-{i}" for i, r in enumerate(frame.itertuples())])
+    frame.insert(
+        0, "run_id", [f"c{r.compute:.0e}-t{r.tokens / r.n_active:.0f}-{i}" for i, r in enumerate(frame.itertuples())]
+    )
     return frame
 
 
@@ -129,7 +139,9 @@ def replicate(scenario: Scenario, rep: int) -> dict:
         return pd.concat([initial, extra.assign(loss=outcomes.loc[list(ids)].to_numpy())], ignore_index=True)
 
     middle = scenario.families[len(scenario.families) // 2]
-    grid = observe(truth, rows(scenario, [GRID_BUDGET], GRID_TPP, [middle]).assign(run_id=lambda f: "grid-" + f["run_id"]), rng)
+    grid = observe(
+        truth, rows(scenario, [GRID_BUDGET], GRID_TPP, [middle]).assign(run_id=lambda f: "grid-" + f["run_id"]), rng
+    )
     order = rng.permutation(len(pool))
     random_ids, spent = [], 0.0
     for j in order:
@@ -173,27 +185,39 @@ def run(laws, reps) -> pd.DataFrame:
         row["design_seconds"] = float(np.mean([r["design_seconds"] for r in results]))
         row["wall_seconds"] = time.perf_counter() - start
         records.append(row)
-        print(pd.DataFrame([row]).to_string(index=False, float_format=lambda v: f"{v:.3g}"), file=sys.stderr, flush=True)
+        print(
+            pd.DataFrame([row]).to_string(index=False, float_format=lambda v: f"{v:.3g}"), file=sys.stderr, flush=True
+        )
     return pd.DataFrame(records)
 
 
 def markdown(table: pd.DataFrame) -> str:
-    lines = ["## Experimental design", "",
-             f"`python benchmarks/design_value.py --reps {int(table['reps'].iloc[0])} --write`. Target: optimal `n_active` at "
-             f"{AT_COMPUTE:.0e} FLOPs. Initial sweep 1e18-1e19 FLOPs; each arm adds the same {EXTRA:.0e} FLOPs: "
-             "**design** (greedy by expected sd reduction per FLOP from a pool of isoFLOP candidates at 1e19-1e20), "
-             "**grid** (3 runs at 1e20, D/N 5/20/80), **random** (pool runs until the FLOPs are spent). Band: 90% band "
-             "width / truth (median over replications); err: |log(median / truth)| (median). FLOPs ratio: share of "
-             "the extra FLOPs the design's picks (refit after each) need to match the grid's band (median; inf = not "
-             "reached with the same FLOPs). Failed refits (no positive-definite mode) are left out of the medians; a replication whose initial fit fails is skipped and replaced. Laplace refits, priors centred on the published set, truth = published set "
-             "perturbed per replication.", "",
-             "| law | reps | band initial | band design | band grid | band random | err design | err grid | err random "
-             "| FLOPs ratio design/grid | reached | picks | design s | failed refits | skipped reps |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Experimental design",
+        "",
+        f"`python benchmarks/design_value.py --reps {int(table['reps'].iloc[0])} --write`. Target: optimal "
+        "`n_active` at "
+        f"{AT_COMPUTE:.0e} FLOPs. Initial sweep 1e18-1e19 FLOPs; each arm adds the same {EXTRA:.0e} FLOPs: "
+        "**design** (greedy by expected sd reduction per FLOP from a pool of isoFLOP candidates at 1e19-1e20), "
+        "**grid** (3 runs at 1e20, D/N 5/20/80), **random** (pool runs until the FLOPs are spent). Band: 90% band "
+        "width / truth (median over replications); err: |log(median / truth)| (median). FLOPs ratio: share of "
+        "the extra FLOPs the design's picks (refit after each) need to match the grid's band (median; inf = not "
+        "reached with the same FLOPs). Failed refits (no positive-definite mode) are left out of the medians; "
+        "a replication whose initial fit fails is skipped and replaced. Laplace refits, priors centred on the "
+        "published set, truth = published set "
+        "perturbed per replication.",
+        "",
+        "| law | reps | band initial | band design | band grid | band random | err design | err grid | err random "
+        "| FLOPs ratio design/grid | reached | picks | design s | failed refits | skipped reps |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in table.itertuples():
-        lines.append(f"| {r.law} | {r.reps} | {r.initial_band:.3f} | {r.design_band:.3f} | {r.grid_band:.3f} | {r.random_band:.3f} "
-                     f"| {r.design_err:.3f} | {r.grid_err:.3f} | {r.random_err:.3f} | {r.flops_ratio_median:.2f} "
-                     f"| {r.reached_share:.0%} | {r.picks_mean:.1f} | {r.design_seconds:.1f} | {r.failed_refits} | {r.skipped} |")
+        lines.append(
+            f"| {r.law} | {r.reps} | {r.initial_band:.3f} | {r.design_band:.3f} | {r.grid_band:.3f} | "
+            f"{r.random_band:.3f} "
+            f"| {r.design_err:.3f} | {r.grid_err:.3f} | {r.random_err:.3f} | {r.flops_ratio_median:.2f} "
+            f"| {r.reached_share:.0%} | {r.picks_mean:.1f} | {r.design_seconds:.1f} | {r.failed_refits} | {r.skipped} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -201,17 +225,31 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--laws", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
-    parser.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--write", action="store_true", help="replace its section in benchmarks/RESULTS.md (the old one: HISTORY.md)"
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     table = run(args.laws, args.reps)
     text = markdown(table)
     print(text)
     if args.write:
-        path = Path(__file__).with_name("RESULTS.md")
-        with path.open("a") as f:
-            f.write("\n" + text)
+        replace_section(Path(__file__).with_name("RESULTS.md"), text, Path(__file__).with_name("HISTORY.md"))
     return 0
+
+
+def replace_section(results: Path, text: str, history: Path) -> None:
+    """Put ``text`` (a ``## `` section) in place of its namesake in ``results``; append the old one to ``history``."""
+    heading = text.splitlines()[0]
+    lines = results.read_text().splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        results.write_text("".join(lines).rstrip() + "\n\n" + text)
+        return
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    with history.open("a") as f:
+        f.write("\n#" + "".join(lines[start:end]).rstrip() + "\n")
+    results.write_text("".join(lines[:start]) + text + ("\n" if end < len(lines) else "") + "".join(lines[end:]))
 
 
 if __name__ == "__main__":

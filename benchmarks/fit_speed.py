@@ -43,14 +43,19 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 import bayesmoe
-from bayesmoe.simulate import simulate_runs
+from bayesmoe.model.simulate import simulate_runs
+
+bayesmoe.configure()  # float64 and the compilation cache, as the bayesmoe command sets them
 
 EPOCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chinchilla-epoch" / "svg_extracted_data.csv"
 HUBER_DELTA = 1e-3
 SIM_RUNS, SIM_NOISE = 200, 0.01
 SIM_SETS = {"granularity": "krajewski2024", "joint": "ludziejewski2025"}
 #: extra parameters of the MoE laws: fixed start values (latent scale).
-EXTRA_STARTS = {"granularity": {"g": 0.0, "gamma": 0.5}, "joint": {"delta": 0.0, "gamma": 0.0, "omega": 0.0, "zeta": 0.0}}
+EXTRA_STARTS = {
+    "granularity": {"g": 0.0, "gamma": 0.5},
+    "joint": {"delta": 0.0, "gamma": 0.0, "omega": 0.0, "zeta": 0.0},
+}
 #: (coefficient A-like, coefficient B-like, irreducible, exponent N, exponent D) per law.
 GRID_NAMES = {"chinchilla": ("A", "B", "E", "alpha", "beta"), "granularity": ("a", "b", "c", "alpha", "beta"),
               "joint": ("a", "b", "c", "alpha", "beta")}
@@ -134,7 +139,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid-stride", type=int, default=15, help="run every k-th grid start (time scaled up)")
     parser.add_argument("--fit-args", default="", help="extra `bayesmoe fit` flags, e.g. '--warmup 1000'")
     args = parser.parse_args(argv)
-    print(f"nproc {os.cpu_count()}  jax {jax.__version__}  bayesmoe {bayesmoe.__version__}  fit args: {args.fit_args or 'defaults'}")
+    print(
+        f"nproc {os.cpu_count()}  jax {jax.__version__}  bayesmoe {bayesmoe.__version__}  fit args: "
+        f"{args.fit_args or 'defaults'}"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -150,7 +158,10 @@ def main(argv: list[str] | None = None) -> None:
                 row = {"law": law, "rep": rep, "papers_wall": base["wall"], "papers_cpu": base["cpu"],
                        **{f"cold_{k}": v for k, v in cold.items()}, **{f"warm_{k}": v for k, v in warm.items()}}
                 rows.append(row)
-                print(json.dumps({**row, "papers_best": base["best"], "papers_starts": base["starts"]}, default=float), flush=True)
+                print(
+                    json.dumps({**row, "papers_best": base["best"], "papers_starts": base["starts"]}, default=float),
+                    flush=True,
+                )
     table = pd.DataFrame(rows).groupby("law", sort=False).median(numeric_only=True).drop(columns="rep")
     for kind in ("cold", "warm"):
         for clock in ("wall", "cpu"):

@@ -13,7 +13,9 @@ import resource
 import time
 
 import bayesmoe
-from bayesmoe.simulate import simulate_runs
+from bayesmoe.model.simulate import simulate_runs
+
+bayesmoe.configure()  # float64 and the compilation cache, as the bayesmoe command sets them
 
 SETS = {"chinchilla": "besiroglu2024", "granularity": "krajewski2024", "joint": "ludziejewski2025"}
 

@@ -20,11 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import bayesmoe  # noqa: F401  (float64)
-from bayesmoe.optimum import granularity as granularity_optimum
-from bayesmoe.optimum._search import broadcast_theta
+import bayesmoe
+from bayesmoe.decide.optimum import PointPosterior, optimum
+from bayesmoe.decide.optimum import granularity as granularity_optimum
+from bayesmoe.decide.optimum.search import broadcast_theta
 from bayesmoe.laws import get_law
-from bayesmoe.optimum import PointPosterior, optimum
+
+bayesmoe.configure()  # float64 and the compilation cache, as the bayesmoe command sets them
 
 CASES = [
     ("chinchilla", "chinchilla:besiroglu2024", {}),
@@ -51,7 +53,9 @@ class JitteredSet:
 @jax.jit
 def _granularity_float64_every_g(theta, log_f, G):
     """Baseline: float64 Newton (NEWTON_STEPS) for every (draw, budget, G), then the argmin over G."""
-    x, L, log_d = granularity_optimum._best(broadcast_theta(theta, 3), log_f[None, :, None], G[None, None, :], 64.0, False)
+    x, L, log_d = granularity_optimum._best(
+        broadcast_theta(theta, 3), log_f[None, :, None], G[None, None, :], 64.0, False
+    )
     pick = jnp.argmin(jnp.where(jnp.isfinite(L), L, jnp.inf), axis=-1)[..., None]
     return tuple(jnp.take_along_axis(v, pick, axis=-1)[..., 0] for v in (x, L, log_d))
 

@@ -3,7 +3,8 @@
     python benchmarks/real_data.py                    # both tables, full settings (4 chains x 1000)
     python benchmarks/real_data.py --quick            # 2 chains x 400, for the slow test
     python benchmarks/real_data.py --only clark --json out.json --cache fits/
-    python benchmarks/real_data.py --quick --cache fits/ --candidate clark2022_joint_pooled   # one fit, for parallel runs
+    # one fit, for parallel runs:
+    python benchmarks/real_data.py --quick --cache fits/ --candidate clark2022_joint_pooled
 
 **Clark** (``bayesmoe.datasets.load("clark2022_routing")``): fit on every final run except those at the
 largest dense size (1.3B; 195 runs), predict the 28 held-out runs (1 dense + 27 routed, 2-512 experts).
@@ -18,14 +19,13 @@ E, A, B per corpus, exponents shared), fit on the four small architectures (d = 
 runs), predict the nine open_lm_1b / open_lm_7b runs (C4 eval loss). Two parameter counts are candidates,
 chosen by LOO on the training runs: N = ``n_active`` (non-embedding) and N = ``n_active + n_embedding``
 (Hoffmann et al.'s count, App. F). The second is a derived table made here, with its own column
-``n_active`` set to that sum; the package's ``n_active`` keeps SPEC's non-embedding meaning.
+``n_active`` set to that sum; the package's ``n_active`` keeps its non-embedding meaning (docs/runs-table.md).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -33,9 +33,11 @@ import numpy as np
 import pandas as pd
 
 import bayesmoe
-from bayesmoe import arviz_io
-from bayesmoe.datasets import load
+from bayesmoe.inference import arviz_io
 from bayesmoe.model import STUDENT_T_NU
+from bayesmoe.runs.datasets import load
+
+bayesmoe.configure()  # float64 and the compilation cache, as the bayesmoe command sets them
 
 PROB = 0.9
 CLARK_ANCHORS = "paper's law refit by least squares R^2 0.70; best published law 0.83; no router-ignorant law > 0.92"
@@ -45,7 +47,11 @@ def predictive_draws(fit, frame: pd.DataFrame, seed: int = 0) -> np.ndarray:
     """Posterior predictive draws of the loss (nats), shape (S, n), as :meth:`Fit.predict` makes them."""
     log_mean = fit.log_mean(frame, seed=seed)
     rng = np.random.default_rng(seed + 1)
-    eps = rng.standard_t(STUDENT_T_NU, log_mean.shape) if fit.meta["likelihood"] == "student_t" else rng.standard_normal(log_mean.shape)
+    eps = (
+        rng.standard_t(STUDENT_T_NU, log_mean.shape)
+        if fit.meta["likelihood"] == "student_t"
+        else rng.standard_normal(log_mean.shape)
+    )
     return np.exp(log_mean + fit.draws()["sigma"][:, None] * eps)
 
 
@@ -67,7 +73,10 @@ def scores(draws: np.ndarray, observed: np.ndarray) -> dict:
         "n": int(len(observed)),
         "max_abs_error": float(np.abs(err).max()),
         "median_abs_rel_error": float(np.median(np.abs(err) / observed)),
-        "per_run": [{"q05": float(a), "q50": float(b), "q95": float(c), "observed": float(o)} for a, b, c, o in zip(lo, mid, hi, observed)],
+        "per_run": [
+            {"q05": float(a), "q50": float(b), "q95": float(c), "observed": float(o)}
+            for a, b, c, o in zip(lo, mid, hi, observed)
+        ],
     }
 
 
@@ -78,7 +87,6 @@ ONLY: str | None = None
 
 
 def _fit(runs, law, group, settings, label, key):
-    start = time.perf_counter()
     cached = CACHE / f"{key}.nc" if CACHE is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -89,9 +97,18 @@ def _fit(runs, law, group, settings, label, key):
             if cached is not None:
                 fit.save(cached)
     loo = arviz_io.loo(fit.idata)
-    info = {"label": label, "key": key, "law": law, "group": group, "elpd_loo": float(loo.elpd_loo), "se": float(loo.se),
-            "pareto_k_max": float(np.max(loo.pareto_k.values)), "seconds": fit.meta.get("sampling_seconds"),
-            "divergences": fit.divergences, "warnings": sorted({str(w.message).split(";")[0] for w in caught})}
+    info = {
+        "label": label,
+        "key": key,
+        "law": law,
+        "group": group,
+        "elpd_loo": float(loo.elpd_loo),
+        "se": float(loo.se),
+        "pareto_k_max": float(np.max(loo.pareto_k.values)),
+        "seconds": fit.meta.get("sampling_seconds"),
+        "divergences": fit.divergences,
+        "warnings": sorted({str(w.message).split(";")[0] for w in caught}),
+    }
     print(f"  fit {label}: elpd_loo {info['elpd_loo']:.1f} (se {info['se']:.1f}), {info['seconds']} s, "
           f"{info['divergences']} divergences", file=sys.stderr, flush=True)
     return fit, info
@@ -124,7 +141,10 @@ def clark(settings: dict) -> dict:
     weights = arviz_io.compare({law: kept[law][0].idata for law in kept})["weight"]
     out["weights"] = {law: float(weights[law]) for law in kept}
     mix = mixture_draws([predictive_draws(kept[law][0], test) for law in kept], [out["weights"][law] for law in kept])
-    out["laws"]["stacked"] = {"chosen": "LOO stacking of " + " + ".join(kept[law][1]["label"] for law in kept), **scores(mix, observed)}
+    out["laws"]["stacked"] = {
+        "chosen": "LOO stacking of " + " + ".join(kept[law][1]["label"] for law in kept),
+        **scores(mix, observed),
+    }
     out["test_runs"] = test["run_id"].tolist()
     return out
 
@@ -133,7 +153,12 @@ def gadre(settings: dict) -> dict:
     runs = load("gadre2024_overtraining")
     big = runs["model"].isin(["open_lm_1b", "open_lm_7b"])
     out = {"n_train": int((~big).sum()), "n_test": int(big.sum()), "candidates": []}
-    counts = {"non-embedding (n_active)": runs, "with embeddings (n_active + n_embedding)": runs.assign(n_active=runs["n_active"] + runs["n_embedding"], n_total=runs["n_active"] + runs["n_embedding"])}
+    counts = {
+        "non-embedding (n_active)": runs,
+        "with embeddings (n_active + n_embedding)": runs.assign(
+            n_active=runs["n_active"] + runs["n_embedding"], n_total=runs["n_active"] + runs["n_embedding"]
+        ),
+    }
     best = None
     for label, table in counts.items():
         train, test = table[~big].reset_index(drop=True), table[big].reset_index(drop=True)
@@ -142,7 +167,9 @@ def gadre(settings: dict) -> dict:
             continue
         fit, info = _fit(train, "chinchilla", "group", settings, f"chinchilla pooled by corpus, N {label}", key)
         info["count"] = label
-        info["heldout"] = {k: v for k, v in scores(predictive_draws(fit, test), test["loss"].to_numpy()).items() if k != "per_run"}
+        info["heldout"] = {
+            k: v for k, v in scores(predictive_draws(fit, test), test["loss"].to_numpy()).items() if k != "per_run"
+        }
         out["candidates"].append(info)
         if best is None or info["elpd_loo"] > best[1]["elpd_loo"]:
             best = (fit, info, test)
@@ -162,31 +189,61 @@ def markdown(results: dict, command: str) -> str:
     lines = ["## Real data", "", f"Command: `{command}` ({results['settings']}).", ""]
     if "clark" in results:
         c = results["clark"]
-        lines += [f"### Clark et al. 2022: train on {c['n_train']} runs below 1.3B dense, predict the {c['n_test']} runs at 1.3B", "",
-                  "| model | chosen by LOO (training runs only) | R^2 | 90% coverage | max abs error (nats) |", "|---|---|---|---|---|"]
+        lines += [
+            f"### Clark et al. 2022: train on {c['n_train']} runs below 1.3B dense, predict the {c['n_test']} "
+            "runs at 1.3B",
+            "",
+            "| model | chosen by LOO (training runs only) | R^2 | 90% coverage | max abs error (nats) |",
+            "|---|---|---|---|---|",
+        ]
         for law, r in c["laws"].items():
-            lines.append(f"| {law} | {r['chosen']} | {r['r2']:.3f} | {r['covered']}/{r['n']} | {r['max_abs_error']:.4f} |")
-        lines += ["", f"Anchors on this split (public): {CLARK_ANCHORS}. Goal: R^2 >= 0.92 with 24-28/28 covered.",
-                  f"Stacking weights: {', '.join(f'{k} {v:.2f}' for k, v in c['weights'].items())}.", "",
-                  "All candidates (elpd_loo on the 195 training runs; held-out numbers shown for information only, not used to choose):", "",
-                  "| candidate | elpd_loo (se) | max Pareto k | held-out R^2 | coverage | seconds |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {law} | {r['chosen']} | {r['r2']:.3f} | {r['covered']}/{r['n']} | {r['max_abs_error']:.4f} |"
+            )
+        lines += [
+            "",
+            f"Anchors on this split (public): {CLARK_ANCHORS}. Goal: R^2 >= 0.92 with 24-28/28 covered.",
+            f"Stacking weights: {', '.join(f'{k} {v:.2f}' for k, v in c['weights'].items())}.",
+            "",
+            "All candidates (elpd_loo on the 195 training runs; held-out numbers shown for information only, "
+            "not used to choose):",
+            "",
+            "| candidate | elpd_loo (se) | max Pareto k | held-out R^2 | coverage | seconds |",
+            "|---|---|---|---|---|---|",
+        ]
         for info in c["candidates"]:
             h = info["heldout"]
-            lines.append(f"| {info['label']} | {info['elpd_loo']:.1f} ({info['se']:.1f}) | {info['pareto_k_max']:.2f} | {h['r2']:.3f} | {h['covered']}/{h['n']} | {info['seconds']} |")
+            lines.append(
+                f"| {info['label']} | {info['elpd_loo']:.1f} ({info['se']:.1f}) | {info['pareto_k_max']:.2f} | "
+                f"{h['r2']:.3f} | {h['covered']}/{h['n']} | {info['seconds']} |"
+            )
         lines.append("")
     if "gadre" in results:
         g = results["gadre"]
         rel = np.abs(g["rel_error"])
-        lines += [f"### Gadre et al. 2024: chinchilla pooled by corpus, train on the {g['n_train']} small-model runs, predict the {g['n_test']} 1.4B/6.9B runs", "",
-                  f"Chosen by LOO: {g['chosen']}. Median |relative error| {100 * np.median(rel):.2f}% (max {100 * rel.max():.2f}%), "
-                  f"{g['covered']}/{g['n']} inside the 90% intervals. Goal: median <= 1%, >= 8/9 covered.", "",
-                  "| run | observed | q50 | 90% interval | relative error |", "|---|---|---|---|---|"]
+        lines += [
+            f"### Gadre et al. 2024: chinchilla pooled by corpus, train on the {g['n_train']} small-model "
+            f"runs, predict the {g['n_test']} 1.4B/6.9B runs",
+            "",
+            f"Chosen by LOO: {g['chosen']}. Median |relative error| {100 * np.median(rel):.2f}% (max "
+            f"{100 * rel.max():.2f}%), "
+            f"{g['covered']}/{g['n']} inside the 90% intervals. Goal: median <= 1%, >= 8/9 covered.",
+            "",
+            "| run | observed | q50 | 90% interval | relative error |",
+            "|---|---|---|---|---|",
+        ]
         for r, e in zip(g["per_run"], g["rel_error"]):
-            lines.append(f"| {r['run_id']} | {r['observed']:.4f} | {r['q50']:.4f} | [{r['q05']:.4f}, {r['q95']:.4f}] | {100 * e:+.2f}% |")
+            lines.append(
+                f"| {r['run_id']} | {r['observed']:.4f} | {r['q50']:.4f} | [{r['q05']:.4f}, {r['q95']:.4f}] | "
+                f"{100 * e:+.2f}% |"
+            )
         lines += ["", "| candidate | elpd_loo (se) | held-out median abs rel err | coverage |", "|---|---|---|---|"]
         for info in g["candidates"]:
             h = info["heldout"]
-            lines.append(f"| {info['label']} | {info['elpd_loo']:.1f} ({info['se']:.1f}) | {100 * h['median_abs_rel_error']:.2f}% | {h['covered']}/{h['n']} |")
+            lines.append(
+                f"| {info['label']} | {info['elpd_loo']:.1f} ({info['se']:.1f}) | "
+                f"{100 * h['median_abs_rel_error']:.2f}% | {h['covered']}/{h['n']} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -197,14 +254,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--only", choices=["clark", "gadre"])
     parser.add_argument("--json", metavar="PATH", help="also write the full results as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the RESULTS.md section to PATH")
-    parser.add_argument("--cache", metavar="DIR", type=Path, help="keep every candidate fit as DIR/<key>.nc and reuse it when present")
-    parser.add_argument("--candidate", metavar="KEY", help="fit only this candidate (e.g. clark2022_routing_pooled) into --cache")
+    parser.add_argument(
+        "--cache", metavar="DIR", type=Path, help="keep every candidate fit as DIR/<key>.nc and reuse it when present"
+    )
+    parser.add_argument(
+        "--candidate", metavar="KEY", help="fit only this candidate (e.g. clark2022_routing_pooled) into --cache"
+    )
     args = parser.parse_args(argv)
     global CACHE, ONLY
     CACHE, ONLY = args.cache, args.candidate
     if args.candidate and not args.cache:
         parser.error("--candidate needs --cache")
-    settings = dict(chains=2, warmup=400, draws=400, seed=0) if args.quick else dict(chains=4, warmup=1000, draws=1000, seed=0)
+    settings = (
+        dict(chains=2, warmup=400, draws=400, seed=0) if args.quick else dict(chains=4, warmup=1000, draws=1000, seed=0)
+    )
     results = {"settings": ", ".join(f"{k} {v}" for k, v in settings.items())}
     if args.only in (None, "clark"):
         results["clark"] = clark(settings)
@@ -212,7 +275,10 @@ def main(argv: list[str] | None = None) -> dict:
         results["gadre"] = gadre(settings)
     if args.candidate:
         return results
-    text = markdown(results, "python benchmarks/real_data.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])))
+    text = markdown(
+        results,
+        "python benchmarks/real_data.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])),
+    )
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

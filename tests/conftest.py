@@ -1,10 +1,14 @@
-"""Shared test settings: small MCMC settings and the location of ../shared/data."""
+"""Shared test settings: float64 JAX for the whole session, small MCMC settings, the location of ../shared/data."""
 import os
 from pathlib import Path
 
 import pytest
 
+import bayesmoe
+
 os.environ.setdefault("MPLBACKEND", "Agg")
+#: the tests compute with jax.numpy directly, as a program that calls bayesmoe.configure() does.
+bayesmoe.configure()
 
 #: ../shared/data beside the checkout (tests that read it skip when it is absent).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

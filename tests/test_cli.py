@@ -1,11 +1,11 @@
-"""The command line: SPEC §3 JSON shapes and clean errors (one `error:` line, exit 2, no traceback)."""
+"""The command line: JSON shapes of docs/cli.md and clean errors (one `error:` line, exit 2, no traceback)."""
 import json
 
 import pandas as pd
 import pytest
 
 from bayesmoe.cli.main import main
-from bayesmoe.simulate import simulate_runs
+from bayesmoe.model.simulate import simulate_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}
 TINY = ["--chains", "2", "--warmup", "150", "--draws", "150"]
@@ -68,7 +68,9 @@ def test_predict_json_shape(capsys, fitted, files):
 def test_bad_input_leaves_existing_fit_untouched(capsys, fitted, files):
     before = fitted.read_bytes()
     pd.read_csv(files / "runs.csv").assign(loss=-1.0).to_csv(files / "bad.csv", index=False)
-    assert_clean_error(*run(capsys, "fit", str(files / "bad.csv"), "--law", "chinchilla", "--out", str(fitted)), "'loss'")
+    assert_clean_error(
+        *run(capsys, "fit", str(files / "bad.csv"), "--law", "chinchilla", "--out", str(fitted)), "'loss'"
+    )
     assert fitted.read_bytes() == before
 
 

@@ -52,7 +52,7 @@ def fits(tmp_path_factory):
 
 
 def test_compare_ranks_the_correct_law_first(fits):
-    from bayesmoe.compare import compare
+    from bayesmoe.decide.compare import compare
 
     models = compare([fits["granularity"], fits["chinchilla"]])
     assert [m["law"] for m in models] == ["chinchilla", "granularity"]
@@ -67,15 +67,17 @@ def test_compare_cli_json_and_pareto_warning(fits, capsys, monkeypatch):
     assert main(["compare", *paths, "--json"]) == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)
-    assert [set(m) >= {"fit", "law", "elpd_loo", "se", "elpd_diff", "weight", "pareto_k_max"} for m in out["models"]] == [True, True]
+    assert [
+        set(m) >= {"fit", "law", "elpd_loo", "se", "elpd_diff", "weight", "pareto_k_max"} for m in out["models"]
+    ] == [True, True]
     assert out["models"][0]["fit"] == paths[0]
-    monkeypatch.setattr("bayesmoe.compare.PARETO_K_WARN", -1.0)  # every k exceeds it
+    monkeypatch.setattr("bayesmoe.decide.compare.PARETO_K_WARN", -1.0)  # every k exceeds it
     assert main(["compare", *paths]) == 0
     assert "Pareto k" in capsys.readouterr().err
 
 
 def test_compare_refuses_fits_of_different_runs(fits, capsys):
-    from bayesmoe.compare import compare
+    from bayesmoe.decide.compare import compare
 
     other = bayesmoe.load_fit(fits["granularity"].path)
     other.runs = other.runs.iloc[:-1]
@@ -86,7 +88,7 @@ def test_compare_refuses_fits_of_different_runs(fits, capsys):
 
 
 def test_holdout_check_recovers_the_truth(fits):
-    from bayesmoe.holdout import check
+    from bayesmoe.decide.holdout import check
 
     result = check(fits["chinchilla"])
     held = fits["chinchilla"].heldout
@@ -120,7 +122,14 @@ def test_optimum_of_several_fits_is_the_stacking_mixture(fits, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["weights"][paths[0]] > 0.9
     # only the quantities both laws report survive the mixture
-    assert set(out["budgets"][0]["optimal"]) == {"n_active", "n_total", "tokens", "loss", "tokens_per_param", "ratio_total_active"}
+    assert set(out["budgets"][0]["optimal"]) == {
+        "n_active",
+        "n_total",
+        "tokens",
+        "loss",
+        "tokens_per_param",
+        "ratio_total_active",
+    }
     assert main(["optimum", paths[0], "--compute", "1e19", "1e21", "--json"]) == 0
     alone = json.loads(capsys.readouterr().out)
     mixed_n, alone_n = out["budgets"][1]["optimal"]["n_active"], alone["budgets"][1]["optimal"]["n_active"]

@@ -10,17 +10,22 @@ from numpyro.distributions.transforms import biject_to
 from scipy import stats
 
 import bayesmoe
-from bayesmoe import coordinates
-from bayesmoe.coordinates import IDENTITY, INTERVAL, LOWER, UPPER, Coordinates
-from bayesmoe.inference import ModeFinder, Settings, run_nuts
+from bayesmoe.inference import ModeFinder, coordinates
+from bayesmoe.inference.coordinates import IDENTITY, INTERVAL, LOWER, UPPER, Coordinates
+from bayesmoe.inference.draws import Settings
+from bayesmoe.inference.nuts import run_nuts
 from bayesmoe.model import ModelSpec, build_model
-from bayesmoe.priors import default_priors
-from bayesmoe.simulate import simulate_runs
+from bayesmoe.model.priors import default_priors
+from bayesmoe.model.simulate import simulate_runs
 
 #: one element of each kind: interval [0, 2], lower at 0, upper at 1, identity, interval [-2, 0].
 BOUNDS = [(0.0, 2.0), (0.0, np.inf), (-np.inf, 1.0), (-np.inf, np.inf), (-2.0, 0.0)]
-MIXED = Coordinates(np.array([INTERVAL, LOWER, UPPER, IDENTITY, INTERVAL], dtype=np.int32), np.array([0.0, 0.0, 0.0, 0.0, -2.0]),
-                    np.array([2.0, 1.0, 1.0, 1.0, 0.0]), np.array([0.02, 0.01, 0.05, 1.0, 0.015]))
+MIXED = Coordinates(
+    np.array([INTERVAL, LOWER, UPPER, IDENTITY, INTERVAL], dtype=np.int32),
+    np.array([0.0, 0.0, 0.0, 0.0, -2.0]),
+    np.array([2.0, 1.0, 1.0, 1.0, 0.0]),
+    np.array([0.02, 0.01, 0.05, 1.0, 0.015]),
+)
 
 
 @pytest.mark.parametrize("spread", [0.01, 1.0, 5.0, 25.0])
@@ -67,7 +72,11 @@ def test_models_mark_truncated_exponents_and_the_irreducible_loss():
     law = bayesmoe.get_law("granularity")
     runs = simulate_runs("granularity", law.coefficient_set("krajewski2024").values, 30, noise=0.01, seed=0)
     x = {k: jnp.asarray(v) for k, v in law.covariates(runs).items()}
-    kwargs = {"x": x, "group_index": jnp.zeros(len(runs), jnp.int32), "log_loss": jnp.log(jnp.asarray(runs["loss"].to_numpy()))}
+    kwargs = {
+        "x": x,
+        "group_index": jnp.zeros(len(runs), jnp.int32),
+        "log_loss": jnp.log(jnp.asarray(runs["loss"].to_numpy())),
+    }
     z = {p.latent: jnp.zeros(()) for p in law.params} | {"sigma": jnp.zeros(())}
     names = sorted(z)
     marks = coordinates.marks(build_model(ModelSpec(law, default_priors(law))), kwargs, z)
@@ -82,8 +91,12 @@ def test_models_mark_truncated_exponents_and_the_irreducible_loss():
 
 
 def test_adapt_sets_widths_from_the_laplace_sds_and_keeps_vague_levels_on_the_log_scale():
-    marks = coordinates.Marks(np.array([INTERVAL, LOWER, LOWER, IDENTITY], dtype=np.int32), np.array([0.0, 0.0, 0.0, 0.0]),
-                              np.array([2.0, 1.0, 1.0, 1.0]), np.array([False, True, True, False]))
+    marks = coordinates.Marks(
+        np.array([INTERVAL, LOWER, LOWER, IDENTITY], dtype=np.int32),
+        np.array([0.0, 0.0, 0.0, 0.0]),
+        np.array([2.0, 1.0, 1.0, 1.0]),
+        np.array([False, True, True, False]),
+    )
     z_mode = np.array([np.log(0.1 / 1.9), np.log(0.4), np.log(0.4), 3.0])
     cov = np.diag([0.05, 0.3, 0.8, 1.0]) ** 2
     coords = coordinates.adapt(marks, z_mode, cov)
@@ -94,8 +107,12 @@ def test_adapt_sets_widths_from_the_laplace_sds_and_keeps_vague_levels_on_the_lo
 
 
 def _prior_only_model():
-    numpyro.sample("alpha", dist.TruncatedNormal(0.1, 0.2, low=0.0, high=2.0), infer={"soft_bounds": True})   # piled at 0
-    numpyro.sample("beta", dist.TruncatedNormal(0.3, 0.02, low=0.0, high=2.0), infer={"soft_bounds": True})   # clear of 0
+    numpyro.sample(
+        "alpha", dist.TruncatedNormal(0.1, 0.2, low=0.0, high=2.0), infer={"soft_bounds": True}
+    )  # piled at 0
+    numpyro.sample(
+        "beta", dist.TruncatedNormal(0.3, 0.02, low=0.0, high=2.0), infer={"soft_bounds": True}
+    )  # clear of 0
     numpyro.sample("log_c", dist.Normal(np.log(0.4), 0.2), infer={"natural_scale": True})   # sampled as c
     numpyro.sample("log_e", dist.Normal(0.0, 1.0), infer={"natural_scale": True})   # too vague: stays log
 

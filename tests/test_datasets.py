@@ -38,7 +38,9 @@ def test_gadre_loads_with_three_corpora_and_embeddings():
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is absent")
-@pytest.mark.parametrize("name, folder", [("clark2022_routing", "clark2022-routing"), ("gadre2024_overtraining", "gadre2024-overtraining")])
+@pytest.mark.parametrize(
+    "name, folder", [("clark2022_routing", "clark2022-routing"), ("gadre2024_overtraining", "gadre2024-overtraining")]
+)
 def test_shipped_tables_equal_the_source_tables(name, folder):
     shipped = datasets.load(name)
     source = pd.read_csv(SHARED / folder / "runs.csv")
@@ -111,8 +113,16 @@ def test_cli_fit_with_invalid_where_exits_2(tmp_path):
 def test_fit_where_keeps_only_matching_runs():
     with warnings.catch_warnings():  # short chains may warn on diagnostics; the selection is what is tested
         warnings.simplefilter("ignore")
-        fit = bayesmoe.fit(datasets.load("clark2022_routing"), "routing", where="group in ['Dense', 'S-Base'] and top_k == 1 and routing_frequency == 0.5",
-                           chains=1, warmup=100, draws=100, seed=1, progress_bar=False)
+        fit = bayesmoe.fit(
+            datasets.load("clark2022_routing"),
+            "routing",
+            where="group in ['Dense', 'S-Base'] and top_k == 1 and routing_frequency == 0.5",
+            chains=1,
+            warmup=100,
+            draws=100,
+            seed=1,
+            progress_bar=False,
+        )
     assert fit.meta["n_runs"] == 13 + 53  # every dense run has top_k 1 and frequency 0.5
     assert fit.meta["selection"]["where"].startswith("group in")
     assert set(fit.runs["group"]) == {"Dense", "S-Base"}

@@ -8,16 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesmoe import arviz_io
 from bayesmoe.cli.main import main
-from bayesmoe.design import design, load_candidates
-from bayesmoe.design.laplace import laplace_fit
-from bayesmoe.design.propose import propose
-from bayesmoe.design.psis import psis
-from bayesmoe.design.report import next_runs_section
+from bayesmoe.decide.design import design, load_candidates
+from bayesmoe.decide.design.propose import propose
+from bayesmoe.decide.design.psis import psis
+from bayesmoe.decide.optimum import optimum
 from bayesmoe.errors import BayesMoeError
+from bayesmoe.inference import arviz_io, laplace_fit
 from bayesmoe.laws import get_law
-from bayesmoe.optimum import optimum
+from bayesmoe.report.next_runs import next_runs_section
 
 # Hoffmann et al. 2022, App. D.2 Eq. 10 (the rounded published set), used as the truth.
 TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -59,7 +58,9 @@ def pool():
 
 def test_psis_matches_arviz():
     rng = np.random.default_rng(1)
-    lw = np.concatenate([rng.normal(0, 0.5, (1, 2000)), rng.normal(0, 2.0, (1, 2000)), rng.standard_t(2, (1, 2000)) * 2])
+    lw = np.concatenate(
+        [rng.normal(0, 0.5, (1, 2000)), rng.normal(0, 2.0, (1, 2000)), rng.standard_t(2, (1, 2000)) * 2]
+    )
     ours_lw, ours_k = psis(lw)
     ref_lw, ref_k = arviz_io.psislw(lw)
     np.testing.assert_allclose(np.asarray(ours_k), ref_k, rtol=1e-6)
@@ -78,7 +79,7 @@ def test_candidate_errors(pool, tmp_path):
         load_candidates(pool.drop(columns="n_active"), law)
     with pytest.raises(BayesMoeError, match="has no rows"):
         load_candidates(pool.iloc[:0], law)
-    # compute is derived as 6 N D when absent (SPEC §1)
+    # compute is derived as 6 N D when absent (docs/runs-table.md)
     derived = load_candidates(pool.drop(columns="compute"), law)
     np.testing.assert_allclose(derived["compute"], pool["compute"], rtol=1e-12)
 
@@ -152,7 +153,15 @@ def test_cli_json_and_errors(fit0, pool, tmp_path, capsys):
     assert {"law", "target", "at_compute", "current", "candidates", "selected"} <= set(out)
     assert {"q05", "q50", "q95", "sd_log"} <= set(out["current"])
     first = out["candidates"][0]
-    assert {"run_id", "compute", "expected_sd_log", "expected_reduction", "reduction_per_flop", "pareto_k", "rank"} <= set(first)
+    assert {
+        "run_id",
+        "compute",
+        "expected_sd_log",
+        "expected_reduction",
+        "reduction_per_flop",
+        "pareto_k",
+        "rank",
+    } <= set(first)
     assert pd.read_csv(plan)["run_id"].tolist() == out["selected"]
     pool.assign(compute=0.0).to_csv(cands, index=False)
     code = main(["design", str(fit_path), "--candidates", str(cands), "--at-compute", "1e22"])

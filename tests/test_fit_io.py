@@ -5,7 +5,7 @@ import pytest
 
 import bayesmoe
 from bayesmoe.errors import BayesMoeError
-from bayesmoe.simulate import simulate_runs
+from bayesmoe.model.simulate import simulate_runs
 
 TINY = {"chains": 2, "warmup": 100, "draws": 100, "progress_bar": False}
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}

@@ -1,11 +1,11 @@
 """Recovery of known parameters from data simulated by each law (truth inside the posterior intervals)."""
 import numpy as np
 import pytest
+from conftest import FAST
 from scipy.stats import chi2
 
 import bayesmoe
-from bayesmoe.simulate import simulate_runs
-from conftest import FAST
+from bayesmoe.model.simulate import simulate_runs
 
 SETS = {"chinchilla": "besiroglu2024", "granularity": "krajewski2024", "joint": "ludziejewski2025"}
 

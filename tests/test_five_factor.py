@@ -4,12 +4,12 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FAST
 
 import bayesmoe
+from bayesmoe.decide.optimum import PointPosterior, optimum
 from bayesmoe.errors import BayesMoeError
-from bayesmoe.optimum import PointPosterior, optimum
-from bayesmoe.simulate import simulate_runs
-from conftest import FAST
+from bayesmoe.model.simulate import simulate_runs
 
 LAW = bayesmoe.get_law("five_factor")
 PUBLISHED = dict(LAW.coefficient_set("zhao2025").values)
@@ -17,7 +17,13 @@ PUBLISHED = dict(LAW.coefficient_set("zhao2025").values)
 
 def law_at(values, n_total, n_active, tokens, g, s):
     """Loss from the law's own log-space code at raw covariates (arrays broadcast)."""
-    x = {"log_N": jnp.log(n_total), "log_Na": jnp.log(n_active), "log_D": jnp.log(tokens), "G": jnp.asarray(g, float), "S": jnp.asarray(s, float)}
+    x = {
+        "log_N": jnp.log(n_total),
+        "log_Na": jnp.log(n_active),
+        "log_D": jnp.log(tokens),
+        "G": jnp.asarray(g, float),
+        "S": jnp.asarray(s, float),
+    }
     return np.exp(np.asarray(LAW.mean_log_loss({k: jnp.asarray(v) for k, v in values.items()}, x)))
 
 
@@ -25,7 +31,13 @@ def direct(v, n_total, n_active, tokens, g, s):
     """The paper's formula written out on the natural scale."""
     p = v["e"] * g + v["f"] / g + v["m"] * s**2 + v["n"] * s
     q = n_total ** -v["alpha"] + v["k"] * n_active ** -v["alpha"] + v["h"] * n_active / n_total
-    return p * q + v["a"] * n_total ** -v["alpha"] + v["b"] * tokens ** -v["beta"] + v["c"] * n_active ** -v["alpha"] + v["eps"]
+    return (
+        p * q
+        + v["a"] * n_total ** -v["alpha"]
+        + v["b"] * tokens ** -v["beta"]
+        + v["c"] * n_active ** -v["alpha"]
+        + v["eps"]
+    )
 
 
 def test_value_by_hand():
@@ -40,7 +52,11 @@ def test_log_space_form_matches_formula_for_either_sign_of_first_factor():
     n_active = n_total * rng.uniform(0.02, 1.0, 50)
     tokens = np.exp(rng.uniform(np.log(1e9), np.log(1e12), 50))
     g, s = rng.uniform(1, 32, 50), rng.uniform(0, 0.9, 50)
-    np.testing.assert_allclose(law_at(PUBLISHED, n_total, n_active, tokens, g, s), direct(PUBLISHED, n_total, n_active, tokens, g, s), rtol=1e-10)
+    np.testing.assert_allclose(
+        law_at(PUBLISHED, n_total, n_active, tokens, g, s),
+        direct(PUBLISHED, n_total, n_active, tokens, g, s),
+        rtol=1e-10,
+    )
     negative = {**PUBLISHED, "n": -12.0}  # P = e G + f/G + m S^2 + n S < 0 near S = 0.6, G = 7
     p = negative["e"] * g + negative["f"] / g + negative["m"] * s**2 + negative["n"] * s
     expected = direct(negative, n_total, n_active, tokens, g, s)
@@ -96,7 +112,9 @@ def test_closed_forms_agree_with_brute_force_minimisation_of_the_law():
 
 def test_optimal_activation_ratio_falls_with_n_as_a_power_law():
     sizes = np.array([1e9, 1e10, 1e11, 1e12])
-    ratio = optimum(PointPosterior.from_set("five_factor", "zhao2025"), np.full(4, 1e23), n_total=sizes).draws["ratio_active_total"][0]
+    ratio = optimum(PointPosterior.from_set("five_factor", "zhao2025"), np.full(4, 1e23), n_total=sizes).draws[
+        "ratio_active_total"
+    ][0]
     slopes = np.diff(np.log(ratio)) / np.diff(np.log(sizes))
     alpha = PUBLISHED["alpha"]
     np.testing.assert_allclose(slopes, -alpha / (1 + alpha), rtol=1e-9)  # not -1/(1 + alpha)
@@ -136,7 +154,9 @@ def test_recovers_the_optima_from_simulated_runs():
     bands = optimum(fit, [1e21, 1e22], n_total=sizes).quantiles(0.98)
     v = PUBLISHED
     p_star = 2 * np.sqrt(v["e"] * v["f"]) - v["n"] ** 2 / (4 * v["m"])
-    ratio = (v["alpha"] * (p_star * v["k"] + v["c"]) / (p_star * v["h"])) ** (1 / (1 + v["alpha"])) * sizes ** (-v["alpha"] / (1 + v["alpha"]))
+    ratio = (v["alpha"] * (p_star * v["k"] + v["c"]) / (p_star * v["h"])) ** (1 / (1 + v["alpha"])) * sizes ** (
+        -v["alpha"] / (1 + v["alpha"])
+    )
     truth = {"activated_experts": np.sqrt(v["f"] / v["e"]), "shared_ratio": -v["n"] / (2 * v["m"])}
     for budget, r in zip(bands, ratio):
         for key, value in {**truth, "ratio_active_total": r}.items():

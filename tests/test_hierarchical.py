@@ -1,10 +1,10 @@
 """Partial pooling: a group with 5 runs borrows strength from the others."""
 import numpy as np
 import pandas as pd
+from conftest import FAST
 
 import bayesmoe
-from bayesmoe.simulate import DESIGNS, law_loss
-from conftest import FAST
+from bayesmoe.model.simulate import DESIGNS, law_loss
 
 BASE = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}
 # Each group shifts the level terms (irreducible loss and coefficients); exponents are shared.

@@ -6,15 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FAST
 
 import bayesmoe
 from bayesmoe.cli.main import main
+from bayesmoe.decide.optimum import PointPosterior, optimum
 from bayesmoe.errors import BayesMoeError
 from bayesmoe.laws.holistic import power_law
-from bayesmoe.optimum import PointPosterior, optimum
+from bayesmoe.model.simulate import simulate_runs
 from bayesmoe.runs import validate_runs
-from bayesmoe.simulate import simulate_runs
-from conftest import FAST
 
 LAW = bayesmoe.get_law("holistic")
 #: Wan et al. 2026: fitted optimal N/Na per budget (FLOPs -> N/Na).
@@ -80,7 +80,9 @@ def test_m_over_na_term_is_the_papers_form():
     without = {**values, "b_R": 1e-300}
     m = 3e9
     n_active = m / x
-    term = log_loss(values, m, n_active, 20 * n_active, 1500.0, c) - log_loss(without, m, n_active, 20 * n_active, 1500.0, c)
+    term = log_loss(values, m, n_active, 20 * n_active, 1500.0, c) - log_loss(
+        without, m, n_active, 20 * n_active, 1500.0, c
+    )
     np.testing.assert_allclose(term, paper_excess, atol=1e-12)
 
 
@@ -98,10 +100,19 @@ def test_rankings_of_m_na_n_do_not_change_with_d():
     rng = np.random.default_rng(1)
     c = 1e20
     configs = design(rng, 12, budgets=(c,))
-    losses = np.stack([
-        log_loss(TRUTH, configs["flops_per_token"].to_numpy(), configs["n_active"].to_numpy(), configs["n_total"].to_numpy(), d, c)
-        for d in (256.0, 1024.0, 4096.0, 16384.0)
-    ])
+    losses = np.stack(
+        [
+            log_loss(
+                TRUTH,
+                configs["flops_per_token"].to_numpy(),
+                configs["n_active"].to_numpy(),
+                configs["n_total"].to_numpy(),
+                d,
+                c,
+            )
+            for d in (256.0, 1024.0, 4096.0, 16384.0)
+        ]
+    )
     ranks = np.argsort(losses, axis=1)
     assert (ranks == ranks[0]).all()
 
@@ -150,7 +161,22 @@ def test_fit_and_optimum_through_the_cli_recover_the_optima(tmp_path, capsys):
     runs = simulate_runs("holistic", TRUTH, 0, noise=0.002, seed=5, design=design(np.random.default_rng(0), 15))
     runs.to_csv(tmp_path / "runs.csv", index=False)
     settings = ["--chains", str(FAST["chains"]), "--warmup", "300", "--draws", "300"]
-    assert main(["fit", str(tmp_path / "runs.csv"), "--law", "holistic", "--out", str(tmp_path / "fit.nc"), "--seed", "1", *settings]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "runs.csv"),
+                "--law",
+                "holistic",
+                "--out",
+                str(tmp_path / "fit.nc"),
+                "--seed",
+                "1",
+                *settings,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["optimum", str(tmp_path / "fit.nc"), "--compute", "1e19", "3e20", "--d-model", "1536", "8192",
                  "--prob", "0.98", "--json"]) == 0

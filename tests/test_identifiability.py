@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 import bayesmoe
-from bayesmoe import identifiability as ident
-from bayesmoe.datasets import load
 from bayesmoe.errors import BayesMoeError
 from bayesmoe.laws import get_law
+from bayesmoe.model import identifiability as ident
+from bayesmoe.runs.datasets import load
 
 
 def _mean(law, theta, frame):
@@ -54,7 +54,9 @@ def test_constant_column_without_a_rule_is_refused_naming_the_parameters():
     frame = pd.DataFrame({"n_active": 1e8, "n_total": 6e9, "tokens": [1e9, 1e10, 1e11], "granularity": [1.0, 2.0, 4.0],
                           "n_experts": 64, "loss": [3.0, 2.8, 2.6]})
     law = get_law("granularity")
-    with pytest.raises(BayesMoeError, match=r"column 'n_total' is constant .*\(a, alpha, b, beta, g, gamma, c\).*--prior"):
+    with pytest.raises(
+        BayesMoeError, match=r"column 'n_total' is constant .*\(a, alpha, b, beta, g, gamma, c\).*--prior"
+    ):
         ident.prepare(law, frame)
     with pytest.warns(ident.IdentifiabilityWarning, match="identified only by the prior"):
         same, shared, record = ident.prepare(law, frame, prior="granularity:krajewski2024")

@@ -8,8 +8,8 @@ import bayesmoe
 from bayesmoe.errors import BayesMoeError
 from bayesmoe.inference import find_map
 from bayesmoe.model import ModelSpec, build_model
-from bayesmoe.priors import default_priors
-from bayesmoe.simulate import simulate_runs
+from bayesmoe.model.priors import default_priors
+from bayesmoe.model.simulate import simulate_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}
 

@@ -7,7 +7,7 @@ import pytest
 import bayesmoe
 from bayesmoe.errors import BayesMoeError
 from bayesmoe.laws._ehat import e_hat
-from bayesmoe.simulate import law_loss
+from bayesmoe.model.simulate import law_loss
 
 
 def test_registry_has_the_core_laws():
@@ -33,7 +33,9 @@ def test_chinchilla_matches_the_formula_by_hand():
 
 
 # Ludziejewski et al. 2025 Eq. 4 with Table 3's E_start/E_max (values listed in shared/LAWS.md §3).
-@pytest.mark.parametrize("experts, expected", [(1, 2.0732), (2, 3.0556), (4, 5.0005), (8, 8.8124), (16, 16.139), (32, 29.704)])
+@pytest.mark.parametrize(
+    "experts, expected", [(1, 2.0732), (2, 3.0556), (4, 5.0005), (8, 8.8124), (16, 16.139), (32, 29.704)]
+)
 def test_e_hat_values(experts, expected):
     assert float(e_hat(experts, 2.0732, 290.4521)) == pytest.approx(expected, abs=2e-3)
 
@@ -58,7 +60,9 @@ def test_joint_law_adds_embeddings_to_n():
 def test_granularity_law_by_hand_and_dense_rows():
     law = bayesmoe.get_law("granularity")
     v = law.coefficient_set("krajewski2024").values
-    runs = pd.DataFrame({"n_total": [4.3e10, 1e9], "tokens": [2.9e10, 1e10], "granularity": [16, np.nan], "n_experts": [1024, 1]})
+    runs = pd.DataFrame(
+        {"n_total": [4.3e10, 1e9], "tokens": [2.9e10, 1e10], "granularity": [16, np.nan], "n_experts": [1024, 1]}
+    )
     moe = 0.47 + (2.1 / 16**0.58 + 18.1) / 4.3e10**0.115 + 30.8 / 2.9e10**0.147
     dense = 0.47 + 18.1 / 1e9**0.115 + 30.8 / 1e10**0.147
     np.testing.assert_allclose(law_loss(law, v, runs), [moe, dense], rtol=1e-12)

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-import bayesmoe  # noqa: F401  (enables float64)
-from bayesmoe.optimum import PointPosterior, optimum
+from bayesmoe.decide.optimum import PointPosterior, optimum
 
 # Krajewski et al. 2024 (arXiv 2402.07871), Table 2: label N_act (the "64 x N_act" label), D, G, FLOPs, loss.
 KRAJEWSKI_TABLE2 = [
@@ -135,7 +134,11 @@ def test_granularity_newton_matches_brute_force():
     best = (np.inf, None, None)
     for g in 2.0 ** np.arange(0, 9):
         tokens = compute / ((12 * 64**2 * 6 * n + 64 * 14 * 64 * g) * n**2)
-        loss = t["c"] + (t["g"] / g ** t["gamma"] + t["a"]) / (64**2 * (8 * 64 + 4) * n**3) ** t["alpha"] + t["b"] / tokens ** t["beta"]
+        loss = (
+            t["c"]
+            + (t["g"] / g ** t["gamma"] + t["a"]) / (64**2 * (8 * 64 + 4) * n**3) ** t["alpha"]
+            + t["b"] / tokens ** t["beta"]
+        )
         i = np.argmin(loss)
         if loss[i] < best[0]:
             best = (loss[i], g, n[i])
@@ -151,8 +154,8 @@ def test_granularity_float32_search_matches_float64_on_every_g():
     size to float64 precision, for draws near the published set and wide ones."""
     import jax.numpy as jnp
 
-    from bayesmoe.optimum import granularity as gmod
-    from bayesmoe.optimum._search import broadcast_theta
+    from bayesmoe.decide.optimum import granularity as gmod
+    from bayesmoe.decide.optimum.search import broadcast_theta
 
     base = {k: v[0] for k, v in PointPosterior.from_set("granularity", "granularity:krajewski2024").draws().items()}
     rng = np.random.default_rng(1)

@@ -1,14 +1,13 @@
-"""Optimum over many draws and budgets at once, SPEC quantile conventions, mixtures, errors, CLI."""
+"""Optimum over many draws and budgets at once, the quantile conventions of docs/cli.md, mixtures, errors, CLI."""
 import json
 
 import numpy as np
 import pytest
 
-import bayesmoe  # noqa: F401
 from bayesmoe.cli.main import main
+from bayesmoe.decide.optimum import OptimumResult, PointPosterior, mixture, optimum
 from bayesmoe.errors import BayesMoeError
 from bayesmoe.laws import get_law
-from bayesmoe.optimum import OptimumResult, PointPosterior, mixture, optimum
 
 
 class Draws:
@@ -107,7 +106,16 @@ def test_cli_published_set_json(capsys):
     assert out["law"] == "granularity" and out["objective"] == "compute" and out["prob"] == 0.9
     assert [b["compute"] for b in out["budgets"]] == [1e19, 1e21, 1e23]
     for budget in out["budgets"]:
-        for key in ("n_total", "n_active", "tokens", "loss", "ratio_total_active", "granularity", "n_experts", "d_model"):
+        for key in (
+            "n_total",
+            "n_active",
+            "tokens",
+            "loss",
+            "ratio_total_active",
+            "granularity",
+            "n_experts",
+            "d_model",
+        ):
             q = budget["optimal"][key]
             assert q["q05"] == q["q50"] == q["q95"]
     assert len(out["recommendations"]) == 3

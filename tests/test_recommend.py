@@ -3,11 +3,10 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-import bayesmoe  # noqa: F401
+from bayesmoe.decide.optimum import PointPosterior, optimum
+from bayesmoe.decide.recommend import recommend
 from bayesmoe.errors import BayesMoeError
 from bayesmoe.laws import get_law
-from bayesmoe.optimum import PointPosterior, optimum
-from bayesmoe.recommend import recommend
 
 JOINT = PointPosterior.from_set("joint", "joint:ludziejewski2025")
 V = 50257
@@ -15,7 +14,11 @@ V = 50257
 
 def joint_loss(n_act, tokens, experts):
     theta = {k: v[0] for k, v in JOINT.draws().items()}
-    x = {"log_N": np.log(np.atleast_1d(n_act)), "log_D": np.log(np.atleast_1d(tokens)), "E": np.atleast_1d(float(experts))}
+    x = {
+        "log_N": np.log(np.atleast_1d(n_act)),
+        "log_D": np.log(np.atleast_1d(tokens)),
+        "E": np.atleast_1d(float(experts)),
+    }
     return float(np.exp(get_law("joint").mean_log_loss(theta, x))[0])
 
 
@@ -90,7 +93,9 @@ def test_granularity_dense_limit_multiplier():
     t = {k: v[0] for k, v in post.draws().items()}
 
     def dense_best(compute):  # law without the g term, N = N_act, C = 6 N D
-        f = lambda y: t["c"] + t["a"] / np.exp(y) ** t["alpha"] + t["b"] / (compute / (6 * np.exp(y))) ** t["beta"]
+        def f(y):
+            return t["c"] + t["a"] / np.exp(y) ** t["alpha"] + t["b"] / (compute / (6 * np.exp(y))) ** t["beta"]
+
         return minimize_scalar(f, bounds=(np.log(1e6), np.log(1e15)), method="bounded", options={"xatol": 1e-10}).fun
 
     moe = optimum(post, [1e21]).draws["loss"][0, 0]

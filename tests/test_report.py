@@ -7,8 +7,6 @@ import base64
 import json
 import shutil
 import subprocess
-import sys
-import types
 import warnings
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,16 +19,27 @@ from matplotlib.figure import Figure
 
 import bayesmoe
 from bayesmoe.cli.main import main
+from bayesmoe.decide.optimum import PointPosterior
 from bayesmoe.errors import BayesMoeError
 from bayesmoe.laws import get_law
-from bayesmoe.optimum import PointPosterior
-import bayesmoe.report as report_module
-from bayesmoe.report import report, scaling, sections
+from bayesmoe.report import document as report_module
+from bayesmoe.report import next_runs, report, scaling, sections
 from bayesmoe.report.html import FigureWriter
 from bayesmoe.report.verdicts import parameter_verdicts, sampler_verdicts
 
 PER_FIT_SECTIONS = ("data", "model", "diagnostics", "fit", "scaling", "decisions")
-PER_FIT_FIGURES = ("runs", "rank", "trace", "prior-posterior", "ppc", "residuals", "loo", "isoflop", "frontier", "decisions")
+PER_FIT_FIGURES = (
+    "runs",
+    "rank",
+    "trace",
+    "prior-posterior",
+    "ppc",
+    "residuals",
+    "loo",
+    "isoflop",
+    "frontier",
+    "decisions",
+)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BESIROGLU = {"E": 1.81686, "A": 482.006, "B": 2085.434, "alpha": 0.34781, "beta": 0.36585}  # arXiv 2404.10102
 
@@ -123,16 +132,12 @@ def test_report_has_every_section_and_figure(cli_report):
 
 
 def test_report_several_fits_compare_and_next_runs(fit_file, tmp_path, monkeypatch):
-    fake = types.ModuleType("bayesmoe.design.report")
-
     def next_runs_section(result):
         fig = Figure(figsize=(4, 3))
         fig.add_subplot().plot([0, 1], [result["gain"], 0])
         return "Next runs", f"<p id='design-marker'>spend {result['gain']} here</p>", {"Value of Runs": fig}
 
-    fake.next_runs_section = next_runs_section
-    monkeypatch.setitem(sys.modules, "bayesmoe.design", types.ModuleType("bayesmoe.design"))
-    monkeypatch.setitem(sys.modules, "bayesmoe.design.report", fake)
+    monkeypatch.setattr(next_runs, "next_runs_section", next_runs_section)
     # every per-fit section is rendered in test_report_has_every_section_and_figure; here only the
     # assembly of several fits is under test, so the per-fit sections are cut to the data section
     monkeypatch.setattr(report_module, "_PER_FIT", (sections.data_section, sections.decisions_section))
@@ -178,8 +183,10 @@ def test_report_errors(fit_file, tmp_path):
 
 
 def test_parameter_verdicts_name_the_fix():
-    table = pd.DataFrame({"r_hat": [1.001, 1.02, 1.2, 1.001], "ess_bulk": [900, 900, 900, 50], "ess_tail": [900, 900, 900, 900]},
-                         index=["alpha", "beta", "E", "A"])
+    table = pd.DataFrame(
+        {"r_hat": [1.001, 1.02, 1.2, 1.001], "ess_bulk": [900, 900, 900, 50], "ess_tail": [900, 900, 900, 900]},
+        index=["alpha", "beta", "E", "A"],
+    )
     out = parameter_verdicts(table, chains=4)
     assert out["verdict"].tolist() == ["ok", "check", "bad", "check"]
     assert "warmup" in out.loc["beta", "action"] and "reparameterise" in out.loc["E", "action"]
@@ -187,9 +194,13 @@ def test_parameter_verdicts_name_the_fix():
 
 
 def test_sampler_verdicts():
-    good = sampler_verdicts(divergences=0, n_draws=1000, bfmi=np.array([0.9, 1.1]), pareto_k=np.array([0.1, 0.5]), run_ids=["a", "b"])
+    good = sampler_verdicts(
+        divergences=0, n_draws=1000, bfmi=np.array([0.9, 1.1]), pareto_k=np.array([0.1, 0.5]), run_ids=["a", "b"]
+    )
     assert [v.level for v in good] == ["ok", "ok", "ok"]
-    bad = sampler_verdicts(divergences=30, n_draws=1000, bfmi=np.array([0.9, 0.2]), pareto_k=np.array([0.1, 0.9]), run_ids=["a", "b"])
+    bad = sampler_verdicts(
+        divergences=30, n_draws=1000, bfmi=np.array([0.9, 0.2]), pareto_k=np.array([0.1, 0.9]), run_ids=["a", "b"]
+    )
     assert [v.level for v in bad] == ["bad", "bad", "check"]
     assert "30 divergent" in bad[0].finding and "chain(s) 1" in bad[1].finding
     assert ": b" in bad[2].finding and "--exclude-top-loss" in bad[2].action

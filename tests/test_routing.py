@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 import bayesmoe
-from bayesmoe.datasets import load
+from bayesmoe.decide.optimum import PointPosterior, optimum
+from bayesmoe.decide.optimum.routing import effective_params
 from bayesmoe.errors import BayesMoeError
 from bayesmoe.laws import get_law
 from bayesmoe.laws.routing import ANCHORED, paper_parameters
-from bayesmoe.optimum import PointPosterior, optimum
-from bayesmoe.optimum.routing import effective_params
+from bayesmoe.runs.datasets import load
 
 LAW = get_law("routing")
 
@@ -24,7 +24,9 @@ def _loss(theta, frame, law=LAW):
     return np.exp(np.asarray(law.mean_log_loss(t, x)))
 
 
-@pytest.mark.parametrize("router, name, r2", [("S-Base", "sbase", 0.995), ("RL-R", "rlr", 0.979), ("Hash", "hash", 0.991)])
+@pytest.mark.parametrize(
+    "router, name, r2", [("S-Base", "sbase", 0.995), ("RL-R", "rlr", 0.979), ("Hash", "hash", 0.991)]
+)
 def test_published_sets_reproduce_clark_fits(router, name, r2):
     """Table 3 of Clark et al. on their notebook subset (router runs + shared dense runs): R^2 per LAWS.md §6."""
     runs = load("clark2022_routing")
@@ -66,7 +68,9 @@ def test_effective_parameter_count_matches_the_dense_law():
 
 def test_effective_params_needs_a_routing_law():
     with pytest.raises(BayesMoeError, match="needs a 'routing' fit"):
-        effective_params(PointPosterior.from_set("chinchilla", "hoffmann2022"), pd.DataFrame({"n_active": [1e8], "tokens": [1e9]}))
+        effective_params(
+            PointPosterior.from_set("chinchilla", "hoffmann2022"), pd.DataFrame({"n_active": [1e8], "tokens": [1e9]})
+        )
 
 
 def test_optimum_uses_many_experts_until_routing_stops_paying():
@@ -97,7 +101,12 @@ def _simulate(seed=0):
     theta = {k: np.array([v] * len(frame)) for k, v in truth.items()}
     for i, key in enumerate(("b", "c")):
         theta[key] = np.array([routers.get(g, routers["A"])[i] for g in frame["group"]])
-    mean = np.asarray(ANCHORED.mean_log_loss({k: jnp.asarray(v) for k, v in theta.items()}, {k: jnp.asarray(v) for k, v in ANCHORED.covariates(frame).items()}))
+    mean = np.asarray(
+        ANCHORED.mean_log_loss(
+            {k: jnp.asarray(v) for k, v in theta.items()},
+            {k: jnp.asarray(v) for k, v in ANCHORED.covariates(frame).items()},
+        )
+    )
     frame["loss"] = np.exp(mean + 0.003 * rng.standard_normal(len(frame)))
     return frame, truth, routers
 
@@ -107,7 +116,9 @@ def test_pooled_fit_recovers_router_terms_and_shares_the_dense_law(tmp_path):
     frame, truth, routers = _simulate()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bayesmoe.fit(frame, "routing", group="group", chains=4, warmup=500, draws=1000, seed=0, progress_bar=False)
+        fit = bayesmoe.fit(
+            frame, "routing", group="group", chains=4, warmup=500, draws=1000, seed=0, progress_bar=False
+        )
     assert fit.groups == ("A", "B", "C")  # the dense rows join no router group
     assert fit.meta["reduction"]["shared_dense"] is True
     assert fit.law.param_names == ("a1", "b", "c", "d1", "E_start", "E_max")

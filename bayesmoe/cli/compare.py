@@ -1,16 +1,19 @@
 """``bayesmoe compare``: rank fits by PSIS-LOO with stacking weights (Pareto-k reported and warned)."""
+from __future__ import annotations
+
+import argparse
+
 NAME = "compare"
 HELP = "compare fits of the same runs by PSIS-LOO (elpd, se, stacking weights, Pareto k)"
-ORDER = 55
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fits", nargs="+", metavar="FIT", help="two or more posterior files fitted to the same runs")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def run(args):
-    from ..compare import compare
+def run(args: argparse.Namespace) -> int:
+    from ..decide.compare import compare
     from .output import print_json
 
     models = compare(args.fits)

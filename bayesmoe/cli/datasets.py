@@ -1,20 +1,23 @@
 """``bayesmoe datasets``: the real runs tables shipped with bayesmoe, with source and licence."""
+from __future__ import annotations
+
+import argparse
+
 NAME = "datasets"
 HELP = "list the real runs tables shipped with bayesmoe (source, licence), or write one out as CSV"
-ORDER = 15
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--export", nargs=2, metavar=("NAME", "CSV"), help="write dataset NAME to the file CSV")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from ..datasets import attribution, list_datasets, load
     from ..errors import BayesMoeError
+    from ..runs.datasets import attribution, list_datasets, load
     from .output import print_json
 
     if args.export:

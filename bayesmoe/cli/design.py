@@ -1,37 +1,46 @@
 """``bayesmoe design``: which runs to train next, ranked by expected narrowing of a target per FLOP."""
+from __future__ import annotations
+
+import argparse
+
 NAME = "design"
 HELP = "rank candidate runs by how much they would narrow the band of an optimal quantity, per FLOP"
-ORDER = 70
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fit", metavar="FIT", help="posterior file written by `bayesmoe fit`")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--candidates", metavar="CANDIDATES", help="runs table without loss (CSV or Parquet); cost = compute")
+    source.add_argument(
+        "--candidates", metavar="CANDIDATES", help="runs table without loss (CSV or Parquet); cost = compute"
+    )
     source.add_argument("--propose", type=int, metavar="N", help="build N candidates from the law's isoFLOP geometry")
     parser.add_argument("--target", default="n_active", metavar="QUANTITY",
-                        help="optimal quantity of SPEC §3 (n_active, tokens, loss, granularity, ...); default n_active")
+                        help="optimal quantity (docs/cli.md): n_active (default), tokens, loss, granularity, ...")
     parser.add_argument("--at-compute", type=float, metavar="C", help="budget (FLOPs) of the target optimum")
     parser.add_argument("--at-config", metavar="RUNS",
                         help="one-row runs table: with --target loss, the loss at that configuration")
     pick = parser.add_mutually_exclusive_group()
     pick.add_argument("--select", type=int, metavar="K", help="pick K runs that together narrow the target most")
-    pick.add_argument("--spend", type=float, metavar="FLOPS", help="pick runs by narrowing per FLOP within FLOPS in total")
+    pick.add_argument(
+        "--spend", type=float, metavar="FLOPS", help="pick runs by narrowing per FLOP within FLOPS in total"
+    )
     parser.add_argument("--max-compute", type=float, metavar="FLOPS", help="with --propose: cost cap of one run")
     parser.add_argument("--objective", choices=["compute", "memory", "inference"], default="compute")
     parser.add_argument("--group", help="for hierarchical fits: the group whose optimum is the target")
     parser.add_argument("--outcomes", type=int, default=64, help="simulated outcomes per candidate (default 64)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", metavar="DESIGN", help="write the selected runs (a runs table without loss) to this CSV")
+    parser.add_argument(
+        "--out", metavar="DESIGN", help="write the selected runs (a runs table without loss) to this CSV"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..design import design
+    from ..decide.design import design
     from ..errors import BayesMoeError
-    from ..fit import load_fit
+    from ..inference import load_fit
     from .output import print_json, warn
 
     if args.out and not (Path(args.out).parent if str(Path(args.out).parent) else Path(".")).is_dir():

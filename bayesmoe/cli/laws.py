@@ -1,14 +1,17 @@
 """``bayesmoe laws``: the laws, their formulas, parameters, priors, columns and published sets."""
+from __future__ import annotations
+
+import argparse
+
 NAME = "laws"
 HELP = "list the scaling laws with formulas, parameters, priors and published coefficient sets"
-ORDER = 10
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..laws import all_laws
     from .output import print_json
 

@@ -3,25 +3,50 @@
 One FIT, several FITs (stacking-weighted mixture of their bands, weights from PSIS-LOO stacking), or a
 published coefficient set (``--law LAW --coefficients SET``: one draw, q05 = q50 = q95).
 """
+from __future__ import annotations
+
+import argparse
+
 NAME = "optimum"
 HELP = "optimal configuration (with posterior bands) at compute budgets, plus recommendations"
-ORDER = 50
 
 
-def add_arguments(parser):
-    parser.add_argument("fits", nargs="*", metavar="FIT", help="posterior file(s); several give a stacking-weighted mixture")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "fits", nargs="*", metavar="FIT", help="posterior file(s); several give a stacking-weighted mixture"
+    )
     parser.add_argument("--law", help="law id, with --coefficients (instead of FIT)")
-    parser.add_argument("--coefficients", metavar="SET", help="published coefficient set, e.g. granularity:krajewski2024")
+    parser.add_argument(
+        "--coefficients", metavar="SET", help="published coefficient set, e.g. granularity:krajewski2024"
+    )
     parser.add_argument("--compute", nargs="+", type=float, required=True, metavar="C", help="training-FLOP budgets")
     parser.add_argument("--objective", default="compute", choices=["compute", "memory", "inference"])
-    parser.add_argument("--memory", type=float, metavar="BYTES", help="memory budget in bytes (weights + KV cache, bf16)")
-    parser.add_argument("--inference-tokens", type=float, metavar="D", help="tokens served over the model's life (--objective inference)")
-    parser.add_argument("--kv-tokens", type=float, metavar="T", help="tokens of KV cache counted in --memory (joint law; default 0)")
+    parser.add_argument(
+        "--memory", type=float, metavar="BYTES", help="memory budget in bytes (weights + KV cache, bf16)"
+    )
+    parser.add_argument(
+        "--inference-tokens",
+        type=float,
+        metavar="D",
+        help="tokens served over the model's life (--objective inference)",
+    )
+    parser.add_argument(
+        "--kv-tokens", type=float, metavar="T", help="tokens of KV cache counted in --memory (joint law; default 0)"
+    )
     parser.add_argument("--d-model", type=float, nargs="+", metavar="D", help="hidden sizes to assess (holistic law)")
-    parser.add_argument("--experts-max", type=float, metavar="E", help="largest expert count considered (joint law; default 64)")
-    parser.add_argument("--granularity-max", type=float, metavar="G", help="largest granularity considered (granularity law; default 256)")
+    parser.add_argument(
+        "--experts-max", type=float, metavar="E", help="largest expert count considered (joint law; default 64)"
+    )
+    parser.add_argument(
+        "--granularity-max",
+        type=float,
+        metavar="G",
+        help="largest granularity considered (granularity law; default 256)",
+    )
     parser.add_argument("--expansion", type=float, metavar="E", help="expansion rate (granularity law; default 64)")
-    parser.add_argument("--epsilon", type=float, default=0.005, help="relative loss tolerance of 'near-optimal' (default 0.005)")
+    parser.add_argument(
+        "--epsilon", type=float, default=0.005, help="relative loss tolerance of 'near-optimal' (default 0.005)"
+    )
     parser.add_argument("--prob", type=float, default=0.9, help="central interval probability (default 0.9)")
     parser.add_argument("--group", help="group of a hierarchical fit (default: population)")
     parser.add_argument("--no-recommend", action="store_true", help="skip the recommendations")
@@ -32,11 +57,11 @@ _OPTIONS = {"memory": "memory", "inference_tokens": "inference_tokens", "kv_toke
             "experts_max": "experts_max", "granularity_max": "granularity_max", "expansion": "expansion"}
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
+    from ..decide.optimum import PointPosterior, mixture, optimum
+    from ..decide.recommend import recommend
     from ..errors import BayesMoeError
-    from ..fit import load_fit
-    from ..optimum import PointPosterior, mixture, optimum
-    from ..recommend import recommend
+    from ..inference import load_fit
     from .output import print_json
 
     if not 0 < args.prob < 1:
@@ -54,7 +79,7 @@ def run(args):
         posteriors = [load_fit(path) for path in args.fits]
     results = [optimum(p, args.compute, objective=args.objective, group=args.group, **options) for p in posteriors]
     if len(posteriors) > 1:
-        from ..compare import stacking_weights
+        from ..decide.compare import stacking_weights
 
         weights = stacking_weights(posteriors)
         result = mixture(results, weights)
@@ -97,8 +122,10 @@ def _print_text(out):
             print("  recommended: " + ", ".join(f"{k} {b[k]:.4g}" for k in keys)
                   + f" (P within {rec['epsilon']:.1%} of optimal: {b['p_near_optimal']:.2f})")
             for rule, s in rec["snapped"].items():
-                print(f"  snapped ({rule}): d_model {s['d_model']:.0f}, expected regret {s['expected_regret']:.4g} nats, "
-                      f"P near-optimal {s['p_near_optimal']:.2f}")
+                print(
+                    f"  snapped ({rule}): d_model {s['d_model']:.0f}, expected regret {s['expected_regret']:.4g} nats, "
+                    f"P near-optimal {s['p_near_optimal']:.2f}"
+                )
             m = rec["moe_vs_dense"]
             print(f"  MoE vs dense: P(MoE better) {m['p_moe_better']:.2f}; dense needs "
                   f"{_fmt(m['compute_multiplier'])} x the compute to match")

@@ -1,20 +1,26 @@
 """``bayesmoe predict``: predictive loss intervals for runs (the ``loss`` column is not needed)."""
+from __future__ import annotations
+
+import argparse
+
 NAME = "predict"
 HELP = "predict the loss of runs (with intervals) from a fit"
-ORDER = 40
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fit", metavar="FIT", help="posterior file written by `bayesmoe fit`")
     parser.add_argument("runs", metavar="RUNS", help="runs table; `loss` optional (compared when present)")
     parser.add_argument("--prob", type=float, default=0.9, help="central interval probability (default 0.9)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--effective-params", action="store_true",
-                        help="routing law: add each run's effective parameter count (the dense N with the same loss) with its interval")
+    parser.add_argument(
+        "--effective-params",
+        action="store_true",
+        help="routing law: add each run's effective parameter count (the dense N with the same loss) with its interval",
+    )
 
 
-def run(args):
-    from ..fit import load_fit
+def run(args: argparse.Namespace) -> int:
+    from ..inference import load_fit
     from .output import print_json
 
     fit = load_fit(args.fit)
@@ -22,7 +28,7 @@ def run(args):
     qcols = [c for c in table.columns if c.startswith("q")]
     epc = None
     if args.effective_params:
-        from ..optimum.routing import effective_params
+        from ..decide.optimum.routing import effective_params
 
         epc = effective_params(fit, args.runs, prob=args.prob)
     if args.json:

@@ -1,19 +1,31 @@
 """``bayesmoe report``: a self-contained HTML report (with PNG figures) of one or more fits."""
+from __future__ import annotations
+
+import argparse
+
 NAME = "report"
 HELP = "write an HTML report of one or more fits: data, diagnostics, fit, scaling picture, decisions"
-ORDER = 70
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fits", nargs="+", metavar="FIT", help="posterior file(s) written by `bayesmoe fit`")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.html and the figures (created if missing)")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for report.html and the figures (created if missing)"
+    )
     parser.add_argument("--title", help="page title")
-    parser.add_argument("--budgets", nargs="+", type=float, metavar="C",
-                        help="training-FLOP budgets of the recommendation table (default: the decade above the largest run and 3 more)")
-    parser.add_argument("--json", action="store_true", help='print {"report": path, "figures": [paths]} as one JSON object')
+    parser.add_argument(
+        "--budgets",
+        nargs="+",
+        type=float,
+        metavar="C",
+        help="training-FLOP budgets of the recommendation table (default: the decade above the largest run and 3 more)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help='print {"report": path, "figures": [paths]} as one JSON object'
+    )
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..report import report
     from .output import print_json
 

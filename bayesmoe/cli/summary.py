@@ -1,17 +1,22 @@
 """``bayesmoe summary``: posterior table and diagnostics of a fit file."""
+from __future__ import annotations
+
+import argparse
+
+from ..inference import Fit
+
 NAME = "summary"
 HELP = "posterior summary and diagnostics (R-hat, ESS, divergences) of a fit"
-ORDER = 30
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fit", metavar="FIT", help="posterior file written by `bayesmoe fit`")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def summary_dict(fit) -> dict:
-    """SPEC §3 ``summary --json`` object (plus priors, warnings, timing and, with held-out runs, ``holdout``)."""
-    from ..holdout import check
+def summary_dict(fit: Fit) -> dict:
+    """``summary --json`` object (docs/cli.md) (plus priors, warnings, timing and, with held-out runs, ``holdout``)."""
+    from ..decide.holdout import check
 
     table = fit.summary()
     info = {
@@ -33,27 +38,29 @@ def summary_dict(fit) -> dict:
     return info
 
 
-def print_summary(fit, as_json: bool) -> None:
+def print_summary(fit: Fit, as_json: bool) -> None:
     from .output import print_json, warn
 
     info = summary_dict(fit)
     if as_json:
         print_json(info)
         return
-    print(f"law {info['law']}: {info['n_runs']} runs, {info['chains']} chains x {info['draws'] // info['chains']} draws, "
-          f"{info['divergences']} divergences")
+    print(
+        f"law {info['law']}: {info['n_runs']} runs, {info['chains']} chains x {info['draws'] // info['chains']} draws, "
+        f"{info['divergences']} divergences"
+    )
     table = fit.summary()
     print(table.to_string(float_format=lambda v: f"{v:.5g}"))
     if "holdout" in info:
-        from ..holdout import describe
+        from ..decide.holdout import describe
 
         print(describe(info["holdout"]))
     for message in info["warnings"]:
         warn(message)
 
 
-def run(args):
-    from ..fit import load_fit
+def run(args: argparse.Namespace) -> int:
+    from ..inference import load_fit
 
     print_summary(load_fit(args.fit), as_json=args.json)
     return 0

@@ -1,32 +1,29 @@
-"""Law registry: every module in this package that defines ``LAW`` is a law (see ``base``)."""
+"""Layer 2, the scaling laws: each module defines one :class:`Law`; :data:`LAWS` lists them all.
+
+Imports only :mod:`bayesmoe.errors` (and reads the published coefficient sets shipped as data). Law
+ids, formulas, parameter names and priors are described in ``docs/laws.md``. Adding a law is adding
+a module that defines ``LAW = Law(...)`` and naming it in :data:`LAWS`.
+"""
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from functools import lru_cache
-
 from ..errors import BayesMoeError
+from . import chinchilla, five_factor, granularity, holistic, joint, routing
 from .base import CoefficientSet, Law, Param
 
-__all__ = ["Law", "Param", "CoefficientSet", "get_law", "all_laws", "law_names"]
+__all__ = ["LAWS", "Law", "Param", "CoefficientSet", "get_law", "all_laws", "law_names"]
+
+#: Every law, in the order ``bayesmoe laws`` lists them.
+LAWS: tuple[Law, ...] = (chinchilla.LAW, five_factor.LAW, granularity.LAW, holistic.LAW, joint.LAW, routing.LAW)
 
 
-@lru_cache(maxsize=None)
 def all_laws() -> dict[str, Law]:
-    """All registered laws by id, in module-name order."""
-    laws = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name == "base":
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        law = getattr(module, "LAW", None)
-        if isinstance(law, Law):
-            laws[law.name] = law
-    return laws
+    """All laws by id, in the order of :data:`LAWS`."""
+    return {law.name: law for law in LAWS}
 
 
 def law_names() -> list[str]:
-    return list(all_laws())
+    """The law ids, in the order of :data:`LAWS`."""
+    return [law.name for law in LAWS]
 
 
 def get_law(name: str | Law) -> Law:

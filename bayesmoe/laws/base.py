@@ -1,12 +1,12 @@
 """What a scaling law is to bayesmoe: parameters with priors, a mean function in log space, covariates.
 
 A :class:`Law` is a small immutable description. Adding a law is adding one module to
-``bayesmoe/laws/`` that defines ``LAW = Law(...)`` (and, optionally, a JSON file of published
-coefficient sets in ``datasets/coefficients/<law>.json``); the registry finds it.
+``bayesmoe/laws/`` that defines ``LAW = Law(...)`` and naming it in ``bayesmoe.laws.LAWS`` (and, optionally,
+adding a JSON file of published coefficient sets in ``datasets/coefficients/<law>.json``).
 
 Conventions
 -----------
-- Parameters keep the paper's symbols (SPEC §2) and the paper's sign convention.
+- Parameters keep the paper's symbols (docs/laws.md) and the paper's sign convention.
 - Each parameter is sampled on a *latent* scale: ``log`` for positive coefficients (the latent is
   ``log_<name>``) or ``linear`` for exponents (the latent is the parameter itself). Its default prior
   is a Normal on that latent scale, truncated to ``[low, high]`` where bounds are given.
@@ -28,6 +28,8 @@ import pandas as pd
 from ..errors import BayesMoeError
 
 Array = jnp.ndarray
+#: Parameter values by name: natural-scale arrays that broadcast against the covariates.
+Theta = Mapping[str, Array]
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class Param:
     """One law parameter and its default prior.
 
     Attributes:
-        name: the paper's symbol in ASCII (SPEC §2), e.g. ``"alpha"``.
+        name: the paper's symbol in ASCII (docs/laws.md), e.g. ``"alpha"``.
         scale: ``"log"`` (positive, sampled as ``log_<name>``) or ``"linear"`` (sampled as is).
         loc, sd: Normal prior on the latent scale.
         low, high: optional truncation of the latent prior.
@@ -44,7 +46,7 @@ class Param:
         sample_scale: ``"latent"`` (the sampler works on the latent scale), or ``"natural"`` for a
             log-scale level that enters the loss additively, such as the irreducible loss: when the
             data determine its log well, the sampler works on the value itself, softly kept positive
-            (:mod:`bayesmoe.coordinates`; the prior is unchanged). Where such a term shrinks, the data
+            (:mod:`bayesmoe.inference.coordinates`; the prior is unchanged). Where such a term shrinks, the data
             stop depending on it, so its log has a long tail while the value is close to Gaussian.
         doc: what the parameter means.
     """
@@ -64,13 +66,15 @@ class Param:
         """Name of the sampled site."""
         return f"log_{self.name}" if self.scale == "log" else self.name
 
-    def to_natural(self, latent):
+    def to_natural(self, latent: Array) -> Array:
         return jnp.exp(latent) if self.scale == "log" else latent
 
     def to_latent(self, value: float) -> float:
         if self.scale == "log":
             if value <= 0:
-                raise BayesMoeError(f"parameter '{self.name}' must be > 0 (it is sampled on the log scale), got {value:g}")
+                raise BayesMoeError(
+                    f"parameter '{self.name}' must be > 0 (it is sampled on the log scale), got {value:g}"
+                )
             return float(np.log(value))
         return float(value)
 
@@ -111,6 +115,14 @@ class Law:
     log_loss: Callable[[Mapping[str, Array], Mapping[str, Array]], Array]
     constants: Mapping[str, float] = field(default_factory=dict)
     notes: str = ""
+    #: rules for runs in which one covariate column is constant, applied by
+    #: :func:`bayesmoe.model.identifiability.reduce_law`: column -> ``rule(value)`` returning
+    #: ``{"fix": {param: natural value}, "rename": {param: (new name, doc, (latent loc, sd) or None)}}``.
+    reductions: Mapping[str, Callable[[float], dict]] = field(default_factory=dict)
+    #: covariate columns the law's terms read, checked for being constant (empty: ``required_columns``).
+    term_columns: tuple[str, ...] = ()
+    #: the form a grouped fit samples, in which dense runs (E = 1) belong to every group (routing law).
+    dense_anchored: Law | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -120,7 +132,9 @@ class Law:
         for p in self.params:
             if p.name == name:
                 return p
-        raise BayesMoeError(f"law '{self.name}' has no parameter '{name}'; its parameters are {', '.join(self.param_names)}")
+        raise BayesMoeError(
+            f"law '{self.name}' has no parameter '{name}'; its parameters are {', '.join(self.param_names)}"
+        )
 
     def coefficient_sets(self) -> dict[str, CoefficientSet]:
         """Published coefficient sets shipped in ``datasets/coefficients/<law>.json``."""
@@ -150,7 +164,9 @@ class Law:
             "priors": {p.name: p.prior_text() for p in self.params},
             "constants": dict(self.constants),
             "required_columns": list(self.required_columns),
-            "coefficient_sets": {k: {"values": dict(v.values), "source": v.source} for k, v in self.coefficient_sets().items()},
+            "coefficient_sets": {
+                k: {"values": dict(v.values), "source": v.source} for k, v in self.coefficient_sets().items()
+            },
             "notes": self.notes,
         }
 
@@ -163,7 +179,9 @@ def load_coefficient_sets(law: str) -> dict[str, CoefficientSet]:
         return {}
     raw = json.loads(text)
     return {
-        f"{law}:{source}": CoefficientSet(f"{law}:{source}", law, entry["values"], entry["source"], entry.get("notes", ""))
+        f"{law}:{source}": CoefficientSet(
+            f"{law}:{source}", law, entry["values"], entry["source"], entry.get("notes", "")
+        )
         for source, entry in raw.items()
     }
 
@@ -176,7 +194,9 @@ def column(frame: pd.DataFrame, name: str, law: str, *, rows: np.ndarray | None 
     check = np.isnan(values) if rows is None else (np.isnan(values) & rows)
     if check.any():
         idx = np.flatnonzero(check)[:5]
-        raise BayesMoeError(f"runs table: column '{name}' (needed by law '{law}') is empty in rows {', '.join(map(str, idx))}")
+        raise BayesMoeError(
+            f"runs table: column '{name}' (needed by law '{law}') is empty in rows {', '.join(map(str, idx))}"
+        )
     return values
 
 

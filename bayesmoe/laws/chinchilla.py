@@ -3,7 +3,7 @@
     L(N, D) = E + A / N^alpha + B / D^beta
     log L   = LSE(log A - alpha log N, log B - beta log D, log E)
 
-N = ``n_active`` (SPEC §2; Hoffmann count embeddings too, App. F, so add ``n_embedding`` to your runs'
+N = ``n_active`` (docs/laws.md; Hoffmann count embeddings too, App. F, so add ``n_embedding`` to your runs'
 ``n_active`` before comparing with their numbers), D = ``tokens``. Positive exponents in the denominator.
 Compute C = 6 N D; the compute-optimal allocation is closed form (Hoffmann et al. Eq. 4).
 
@@ -35,6 +35,20 @@ def _log_loss(t, x):
     )
 
 
+def _tokens_constant(d0):
+    return {"fix": {"B": 0.0, "beta": 0.0},
+            "rename": {"E": ("E_D", f"E + B / D0^beta: loss floor at the fixed D0 = {d0:.4g} (nats)", None)}}
+
+
+def _n_active_constant(n0):
+    return {"fix": {"A": 0.0, "alpha": 0.0},
+            "rename": {"E": ("E_N", f"E + A / N0^alpha: loss floor at the fixed N0 = {n0:.4g} (nats)", None)}}
+
+
+#: Rules for runs in which one column is constant (``Law.reductions``): the parameters fixed and the ones
+#: renamed to absorb the constant (:mod:`bayesmoe.model.identifiability`).
+REDUCTIONS = {"tokens": _tokens_constant, "n_active": _n_active_constant}
+
 LAW = Law(
     name="chinchilla",
     title="Chinchilla (dense)",
@@ -51,4 +65,5 @@ LAW = Law(
     required_columns=("n_active", "tokens"),
     covariates=_covariates,
     log_loss=_log_loss,
+    reductions=REDUCTIONS,
 )

@@ -10,7 +10,7 @@ minimum at G* = sqrt(f/e). The formula and coefficients are the paper's joint la
 checked notes (the arXiv body was not reachable from here); they reproduce every optimum the paper
 states (G* 6.78, S* 0.315, Na/N 40.1% at N = 30B and 22.0% at N = 671B).
 
-Covariates from the runs table (SPEC §1):
+Covariates from the runs table (docs/runs-table.md):
     N  = ``n_total``, Na = ``n_active`` (non-embedding; the paper does not say how it counts embeddings,
          so our runs' non-embedding counts are used as they are and ``n_embedding`` is ignored)
     D  = ``tokens``
@@ -33,17 +33,20 @@ Default priors (latent scale; centred on the orders of magnitude of the publishe
     log a ~ N(3.5, 2), log b ~ N(7, 4), log c ~ N(3.5, 2), log eps ~ N(0.5, 1)
     alpha ~ N(0.25, 0.15) truncated to [0, 1];  beta ~ N(0.4, 0.2) truncated to [0, 2]
 """
+from __future__ import annotations
+
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from ..errors import BayesMoeError
-from .base import Law, Param, column, logsumexp
+from .base import Array, Law, Param, Theta, column, logsumexp
 
 #: Floor of r = P Q / B (L = B (1 + r) must stay positive); see the module docstring.
 R_FLOOR = -1.0 + 1e-6
 
 
-def activated_experts(frame) -> np.ndarray:
+def activated_experts(frame: pd.DataFrame) -> np.ndarray:
     """G: activated experts per token, shared ones included: top_k / (1 - shared_ratio); shape (n,)."""
     top_k = column(frame, "top_k", "five_factor")
     share = column(frame, "shared_ratio", "five_factor")
@@ -65,7 +68,7 @@ def _covariates(frame):
     }
 
 
-def first_factor(t, G, S):
+def first_factor(t: Theta, G: Array, S: Array) -> Array:
     """P = e G + f/G + m S^2 + n S (dimensionless, any sign); broadcasts."""
     return t["e"] * G + t["f"] / G + t["m"] * S**2 + t["n"] * S
 
@@ -94,7 +97,14 @@ LAW = Law(
         Param("e", "log", float(np.log(0.15)), 1.5, role="level", doc="coefficient of G in the first factor"),
         Param("f", "log", float(np.log(7.0)), 1.5, role="level", doc="coefficient of 1/G in the first factor"),
         Param("m", "log", float(np.log(5.0)), 1.5, role="level", doc="coefficient of S^2 in the first factor"),
-        Param("n", "linear", -3.0, 3.0, role="level", doc="coefficient of S in the first factor (negative: optimum S* = -n/(2m) > 0)"),
+        Param(
+            "n",
+            "linear",
+            -3.0,
+            3.0,
+            role="level",
+            doc="coefficient of S in the first factor (negative: optimum S* = -n/(2m) > 0)",
+        ),
         Param("k", "log", float(np.log(0.01)), 3.0, role="level", doc="weight of 1/Na^alpha in the second factor"),
         Param("h", "log", float(np.log(0.05)), 2.0, role="level", doc="weight of Na/N in the second factor"),
         Param("a", "log", 3.5, 2.0, role="level", doc="total-parameter term coefficient"),

@@ -30,7 +30,9 @@ def _covariates(frame):
     missing = moe & np.isnan(g)
     if missing.any():
         rows = ", ".join(map(str, np.flatnonzero(missing)[:5]))
-        raise BayesMoeError(f"runs table: column 'granularity' (needed by law 'granularity') is empty for MoE rows {rows}")
+        raise BayesMoeError(
+            f"runs table: column 'granularity' (needed by law 'granularity') is empty for MoE rows {rows}"
+        )
     return {
         "log_N": np.log(n_total),
         "log_D": np.log(column(frame, "tokens", "granularity")),
@@ -47,6 +49,15 @@ def _log_loss(t, x):
         jnp.log(t["b"]) - t["beta"] * x["log_D"],
     )
 
+
+def _tokens_constant(d0):
+    return {"fix": {"b": 0.0, "beta": 0.0},
+            "rename": {"c": ("c_D", f"c + b / D0^beta: loss floor at the fixed D0 = {d0:.4g} (nats)", None)}}
+
+
+#: Rules for runs in which one column is constant (``Law.reductions``): the parameters fixed and the ones
+#: renamed to absorb the constant (:mod:`bayesmoe.model.identifiability`).
+REDUCTIONS = {"tokens": _tokens_constant}
 
 LAW = Law(
     name="granularity",
@@ -67,4 +78,5 @@ LAW = Law(
     covariates=_covariates,
     log_loss=_log_loss,
     notes="Dense rows (n_experts 1 or absent) use the dense law (no g term). Published set is for expansion rate 64.",
+    reductions=REDUCTIONS,
 )

@@ -45,18 +45,20 @@ Default priors (latent scale):
 Published set ``holistic:wan2026`` holds only what the paper prints: k_M, a_M (Eq. 2) and k_N, a_N, the
 least-squares power law through the six printed N/Na optima (1e18 to 3e20 FLOPs; each within 2.1%).
 """
+from __future__ import annotations
+
 import jax.numpy as jnp
 import numpy as np
 
 from ..errors import BayesMoeError
-from .base import Law, Param, column, logsumexp
+from .base import Array, Law, Param, Theta, column, logsumexp
 
 #: Near-optimal band: loss within 0.1% of the minimum (Wan et al. 2026), as a log-loss excess.
 NEAR_OPTIMAL_TOLERANCE = float(np.log1p(1e-3))
 
 
 def _compute(frame, m: np.ndarray) -> np.ndarray:
-    """C per run: the ``compute`` column, else (or where empty) M x ``tokens`` (SPEC §1)."""
+    """C per run: the ``compute`` column, else (or where empty) M x ``tokens`` (docs/runs-table.md)."""
     derived = m * column(frame, "tokens", "holistic")
     if "compute" not in frame.columns:
         return derived
@@ -81,17 +83,17 @@ def _covariates(frame):
     }
 
 
-def envelope_log_loss(t, log_c):
+def envelope_log_loss(t: Theta, log_c: Array) -> Array:
     """log L*(C) = log(E + A C^-alpha): log loss at the budget's optimum."""
     return logsumexp(jnp.log(t["E"]), jnp.log(t["A"]) - t["alpha"] * log_c)
 
 
-def power_law(t, name, log_c):
+def power_law(t: Theta, name: str, log_c: Array) -> Array:
     """k_<name> C^a_<name> (an optimum as a power law in C)."""
     return jnp.exp(jnp.log(t[f"k_{name}"]) + t[f"a_{name}"] * log_c)
 
 
-def d_curvature(t, log_c):
+def d_curvature(t: Theta, log_c: Array) -> Array:
     """w_d(C) = w_d C^-a_w: curvature of log loss in ln d at budget C."""
     return jnp.exp(jnp.log(t["w_d"]) - t["a_w"] * log_c)
 
@@ -111,13 +113,24 @@ def _log_loss(t, x):
 LAW = Law(
     name="holistic",
     title="Holistic MoE (C, M, M/Na, N/Na, d)",
-    citation="Wan et al. 2026, Holistic Scaling Laws for Optimal Mixture-of-Experts Architecture Optimization, arXiv 2603.21862",
+    citation=(
+        "Wan et al. 2026, Holistic Scaling Laws for Optimal Mixture-of-Experts Architecture Optimization, "
+        "arXiv 2603.21862"
+    ),
     formula="log L = log(E + A C^-alpha) + w_M (ln M - ln k_M C^a_M)^2 + b_R (u - k_R C^a_R)^2 / u "
     "+ w_N (ln(N/Na) - ln k_N C^a_N)^2 + w_d C^-a_w (ln d - ln k_d C^a_d)^2, u = M/Na - 6",
     n_counts="C = compute (FLOPs), M = flops_per_token (attention included), Na = n_active, N = n_total "
     "(non-embedding), d = d_model",
     params=(
-        Param("E", "log", 0.5, 1.0, role="level", sample_scale="natural", doc="irreducible loss of the budget envelope (nats)"),
+        Param(
+            "E",
+            "log",
+            0.5,
+            1.0,
+            role="level",
+            sample_scale="natural",
+            doc="irreducible loss of the budget envelope (nats)",
+        ),
         Param("A", "log", 3.0, 3.0, role="level", doc="envelope coefficient: optimal loss E + A C^-alpha"),
         Param("alpha", "linear", 0.1, 0.1, low=0.0, high=1.0, doc="envelope exponent in C"),
         Param("k_M", "log", -3.0, 3.0, doc="optimal FLOPs per token M* = k_M C^a_M (Eq. 2: 0.04368)"),
@@ -132,7 +145,15 @@ LAW = Law(
         Param("k_d", "log", -3.0, 3.0, doc="optimal hidden dimension d* = k_d C^a_d"),
         Param("a_d", "linear", 0.25, 0.1, low=0.0, high=1.0, doc="exponent of d* in C"),
         Param("w_d", "log", float(np.log(0.01)), 3.0, doc="curvature of log loss in ln d at C = 1 FLOP (times C^-a_w)"),
-        Param("a_w", "linear", 0.0, 0.1, low=-1.0, high=1.0, doc="d curvature falls as C^-a_w: the near-optimal band widens iff a_w > 0"),
+        Param(
+            "a_w",
+            "linear",
+            0.0,
+            0.1,
+            low=-1.0,
+            high=1.0,
+            doc="d curvature falls as C^-a_w: the near-optimal band widens iff a_w > 0",
+        ),
     ),
     required_columns=("flops_per_token", "n_active", "n_total", "d_model", "tokens"),
     covariates=_covariates,

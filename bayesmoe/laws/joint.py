@@ -43,10 +43,33 @@ def _log_loss(t, x):
     )
 
 
+def _tokens_constant(d0):
+    ln = np.log(d0)
+    return {
+        "fix": {"beta": 0.0, "zeta": 0.0},
+        "rename": {
+            "b": ("b_D", f"b D0^beta: data-term coefficient at the fixed D0 = {d0:.4g}", (3.5 - 0.2 * ln, 3.0)),
+            "omega": ("omega_D", f"omega + zeta ln D0: Ehat exponent of the data term at D0 = {d0:.4g}",
+                      (0.0, float(np.hypot(0.5, 0.05 * ln)))),
+        },
+    }
+
+
+def _n_experts_constant(e0):
+    return {"fix": {"delta": 0.0, "gamma": 0.0, "omega": 0.0, "zeta": 0.0}, "rename": {}}
+
+
+#: Rules for runs in which one column is constant (``Law.reductions``): the parameters fixed and the ones
+#: renamed to absorb the constant (:mod:`bayesmoe.model.identifiability`).
+REDUCTIONS = {"tokens": _tokens_constant, "n_experts": _n_experts_constant}
+
 LAW = Law(
     name="joint",
     title="Joint MoE (Ê, N_act, D)",
-    citation="Ludziejewski et al. 2025, Joint MoE Scaling Laws: Mixture of Experts Can Be Memory Efficient, arXiv 2502.05172",
+    citation=(
+        "Ludziejewski et al. 2025, Joint MoE Scaling Laws: Mixture of Experts Can Be Memory Efficient, "
+        "arXiv 2502.05172"
+    ),
     formula="L = a Ehat^delta N^(alpha + gamma ln Ehat) + b Ehat^omega D^(beta + zeta ln Ehat) + c; "
     "1/Ehat = 1/(E - 1 + (1/E_start - 1/E_max)^-1) + 1/E_max",
     n_counts="N = n_active + n_embedding (embeddings included, App. A.1), D = tokens, E = n_experts",
@@ -66,4 +89,6 @@ LAW = Law(
     log_loss=_log_loss,
     constants={"E_start": 2.0732, "E_max": 290.4521},
     notes="E_start and E_max are fixed to Ludziejewski et al.'s Table 3 values. n_embedding is added to n_active.",
+    reductions=REDUCTIONS,
+    term_columns=("n_active", "tokens", "n_experts"),
 )

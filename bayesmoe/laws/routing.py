@@ -11,7 +11,7 @@ paper (about 1.3e11 tokens), so the law has no D term. The paper's sign conventi
 Mean in natural log loss: ``log L = ln(10) (a1 lN + b u + c lN u + d1)`` with ``lN = log10 N``,
 ``u = log10(Ê / E_start)`` (0 for dense runs), ``a1 = a + c log10 E_start`` (the dense exponent) and
 ``d1 = d + b log10 E_start``. This is Eq. 1 rewritten exactly; it lets a hierarchical fit share the
-dense law (a1, d1) between routers (see :data:`ANCHORED` and :mod:`bayesmoe.identifiability`).
+dense law (a1, d1) between routers (see :data:`ANCHORED` and :mod:`bayesmoe.model.identifiability`).
 Theta may carry either (a, d) or (a1, d1).
 
 Default priors (latent scale; weakly informative around the paper's magnitudes, Table 3):
@@ -21,11 +21,15 @@ Default priors (latent scale; weakly informative around the paper's magnitudes, 
 Published sets (``datasets/coefficients/routing.json``): ``clark2022-sbase``, ``clark2022-rlr``,
 ``clark2022-hash`` (Table 3, one fit per router, each sharing the dense runs).
 """
+from __future__ import annotations
+
+from typing import Callable
+
 import jax.numpy as jnp
 import numpy as np
 
 from ._ehat import e_hat
-from .base import Law, Param, column
+from .base import Array, Law, Param, Theta, column
 
 LN10 = float(np.log(10.0))
 
@@ -35,7 +39,7 @@ def _covariates(frame):
     return {"log10_N": np.log10(column(frame, "n_active", "routing")), "E": experts}
 
 
-def anchored_terms(t):
+def anchored_terms(t: Theta) -> tuple[Array, Array, Callable[[Array], Array]]:
     """(a1, d1, u_of) from theta holding either the paper's (a, d) or the dense-anchored (a1, d1).
 
     ``u_of(E)`` is ``log10(Ê / E_start)``, exactly 0 at E = 1.
@@ -51,7 +55,7 @@ def anchored_terms(t):
     return a1, d1, u_of
 
 
-def log10_loss(t, log10_n, experts):
+def log10_loss(t: Theta, log10_n: Array, experts: Array) -> Array:
     """log10 L of Eq. 1 (broadcasting theta entries against covariates)."""
     a1, d1, u_of = anchored_terms(t)
     u = u_of(experts)
@@ -71,13 +75,59 @@ _ROUTER = (
           doc="expert count where the benefit saturates"),
 )
 
+CITATION = "Clark et al. 2022, Unified Scaling Laws for Routed Language Models, ICML 2022, arXiv 2202.01169"
+N_COUNTS = "N = n_active (non-embedding parameters a token sees), E = n_experts (dense: 1); no D term (fixed tokens)"
+NOTES = (
+    "Logs base 10. Hierarchical fits (--group) use the dense-anchored form: a1 = a + c log10 E_start and "
+    "d1 = d + b log10 E_start are shared (the dense law), b and c are pooled per router (add --pool E_start E_max "
+    "to pool the saturation too), and runs with n_experts = 1 belong to every router."
+)
+
+#: Eq. 1 in its dense-anchored parameters (a1, d1 shared; b, c pooled per router by default): the law a
+#: hierarchical fit samples (``LAW.dense_anchored``). Same mean function.
+ANCHORED = Law(
+    name="routing",
+    title="Routed LMs (N, Ehat), dense-anchored: a1 = a + c log10 E_start, d1 = d + b log10 E_start",
+    citation=CITATION,
+    formula="log10 L = a1 log10 N + b u + c log10 N u + d1, u = log10(Ehat / E_start) (0 for dense runs)",
+    n_counts=N_COUNTS,
+    params=(
+        Param("a1", "linear", -0.08, 0.1, low=-1.0, high=0.5, doc="dense log10 N exponent (a + c log10 E_start)"),
+        *_ROUTER[:2],
+        Param("d1", "linear", 1.1, 0.5, doc="dense intercept (d + b log10 E_start)"),
+        *_ROUTER[2:],
+    ),
+    required_columns=("n_active",),
+    covariates=_covariates,
+    log_loss=_log_loss,
+    notes=NOTES,
+)
+
+
+def _n_experts_constant(e0):
+    return {"fix": {"b": 0.0, "c": 0.0, "E_start": 2.0, "E_max": 300.0},
+            "rename": {"a": ("a_E", f"log10 N exponent at the fixed E = {e0:g}", None),
+                       "d": ("d_E", f"intercept at the fixed E = {e0:g}", None)}}
+
+
+def _n_active_constant(n0):
+    return {"fix": {"a": 0.0, "c": 0.0},
+            "rename": {"b": ("b_N", f"b + c log10 N0: log10 Ehat coefficient at the fixed N0 = {n0:.4g}", None),
+                       "d": ("d_N", f"d + a log10 N0: intercept at the fixed N0 = {n0:.4g}",
+                             (1.1 - 0.08 * np.log10(n0), 0.5))}}
+
+
+#: Rules for runs in which one column is constant (``Law.reductions``): the parameters fixed and the ones
+#: renamed to absorb the constant (:mod:`bayesmoe.model.identifiability`).
+REDUCTIONS = {"n_experts": _n_experts_constant, "n_active": _n_active_constant}
+
 LAW = Law(
     name="routing",
     title="Routed LMs (N, Ehat), fixed training length",
-    citation="Clark et al. 2022, Unified Scaling Laws for Routed Language Models, ICML 2022, arXiv 2202.01169",
+    citation=CITATION,
     formula="log10 L = a log10 N + b log10 Ehat + c log10 N log10 Ehat + d; "
     "1/Ehat = 1/(E - 1 + (1/E_start - 1/E_max)^-1) + 1/E_max",
-    n_counts="N = n_active (non-embedding parameters a token sees), E = n_experts (dense: 1); no D term (fixed tokens)",
+    n_counts=N_COUNTS,
     params=(
         Param("a", "linear", -0.08, 0.1, low=-1.0, high=0.5, doc="log10 N exponent at Ehat = 1"),
         *_ROUTER[:2],
@@ -87,33 +137,14 @@ LAW = Law(
     required_columns=("n_active",),
     covariates=_covariates,
     log_loss=_log_loss,
-    notes="Logs base 10. Hierarchical fits (--group) use the dense-anchored form: a1 = a + c log10 E_start and "
-    "d1 = d + b log10 E_start are shared (the dense law), b and c are pooled per router (add --pool E_start E_max "
-    "to pool the saturation too), and runs with n_experts = 1 belong to every router.",
-)
-
-#: Eq. 1 in its dense-anchored parameters (a1, d1 shared; b, c pooled per router by default): the law a
-#: hierarchical fit samples. Same mean function; ``bayesmoe.identifiability`` applies it.
-ANCHORED = Law(
-    name="routing",
-    title="Routed LMs (N, Ehat), dense-anchored: a1 = a + c log10 E_start, d1 = d + b log10 E_start",
-    citation=LAW.citation,
-    formula="log10 L = a1 log10 N + b u + c log10 N u + d1, u = log10(Ehat / E_start) (0 for dense runs)",
-    n_counts=LAW.n_counts,
-    params=(
-        Param("a1", "linear", -0.08, 0.1, low=-1.0, high=0.5, doc="dense log10 N exponent (a + c log10 E_start)"),
-        *_ROUTER[:2],
-        Param("d1", "linear", 1.1, 0.5, doc="dense intercept (d + b log10 E_start)"),
-        *_ROUTER[2:],
-    ),
-    required_columns=LAW.required_columns,
-    covariates=_covariates,
-    log_loss=_log_loss,
-    notes=LAW.notes,
+    notes=NOTES,
+    reductions=REDUCTIONS,
+    term_columns=("n_active", "n_experts"),
+    dense_anchored=ANCHORED,
 )
 
 
-def paper_parameters(theta):
+def paper_parameters(theta: Theta) -> dict[str, Array]:
     """Theta with the paper's a and d filled in from a1, d1 where needed (arrays broadcast)."""
     out = dict(theta)
     if "a" not in out and "a1" in out:

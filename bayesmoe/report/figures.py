@@ -1,5 +1,5 @@
 """Matplotlib figures of a report. Each function returns a :class:`matplotlib.figure.Figure` made
-without pyplot (no backend, no global state); :mod:`bayesmoe.arviz_io` draws the ArviZ panels.
+without pyplot (no backend, no global state); :mod:`.arviz_plots` draws the ArviZ panels.
 
 Units: loss in nats per token, compute in training FLOPs, sizes in raw parameter counts.
 Bands are central posterior intervals: 50% (dark) and 90% (light).
@@ -15,17 +15,28 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from .. import arviz_io
+from ..inference.arviz_io import az
+from . import arviz_plots
 
 #: Width of a full-width figure in inches (at the report's dpi this fits the page column).
 WIDTH = 10.0
 HELDOUT_STYLE = {"marker": "D", "facecolor": "none", "edgecolor": "crimson", "linewidths": 1.4, "s": 46, "zorder": 5}
-#: Display names of SPEC §3 optimal quantities.
+#: Display names of the optimal quantities (docs/cli.md).
 QUANTITY_LABELS = {
-    "n_active": "active params Na", "n_total": "total params N", "tokens": "tokens D", "loss": "loss (nats)",
-    "ratio_total_active": "N / Na", "ratio_active_total": "Na / N", "granularity": "granularity G",
-    "n_experts": "experts E", "top_k": "top-k", "activated_experts": "activated experts", "shared_ratio": "shared ratio S",
-    "d_model": "d_model", "flops_per_token": "FLOPs per token M", "ratio_flops_active": "M / Na",
+    "n_active": "active params Na",
+    "n_total": "total params N",
+    "tokens": "tokens D",
+    "loss": "loss (nats)",
+    "ratio_total_active": "N / Na",
+    "ratio_active_total": "Na / N",
+    "granularity": "granularity G",
+    "n_experts": "experts E",
+    "top_k": "top-k",
+    "activated_experts": "activated experts",
+    "shared_ratio": "shared ratio S",
+    "d_model": "d_model",
+    "flops_per_token": "FLOPs per token M",
+    "ratio_flops_active": "M / Na",
     "tokens_per_param": "tokens per active param D/Na",
 }
 
@@ -66,10 +77,21 @@ def runs_overview(runs: pd.DataFrame, heldout: pd.DataFrame | None, size_column:
     elif colour:
         values = every[colour].to_numpy(float)
         norm = LogNorm(values.min(), values.max()) if values.min() > 0 else None
-        sc = ax.scatter(runs["compute"], runs[size_column], c=runs[colour], cmap="viridis", norm=norm, s=30, edgecolor="k", linewidth=0.3)
+        sc = ax.scatter(
+            runs["compute"],
+            runs[size_column],
+            c=runs[colour],
+            cmap="viridis",
+            norm=norm,
+            s=30,
+            edgecolor="k",
+            linewidth=0.3,
+        )
         fig.colorbar(sc, ax=ax, label=colour)
     else:
-        ax.scatter(runs["compute"], runs[size_column], s=30, color="C0", edgecolor="k", linewidth=0.3, label="fitted runs")
+        ax.scatter(
+            runs["compute"], runs[size_column], s=30, color="C0", edgecolor="k", linewidth=0.3, label="fitted runs"
+        )
     if heldout is not None and len(heldout):
         ax.scatter(heldout["compute"], heldout[size_column], label="held out (not fitted)", **HELDOUT_STYLE)
     ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", ylabel=f"{size_column} (parameters)")
@@ -93,7 +115,9 @@ def predictive_check(pred50: pd.DataFrame, pred90: pd.DataFrame, heldout_ids: se
         ax.scatter(obs[mask], mid[mask], s=12, color=colour, zorder=3, label=label)
     lo, hi = np.nanmin([obs.min(), pred90["q05"].min()]), np.nanmax([obs.max(), pred90["q95"].max()])
     ax.plot([lo, hi], [lo, hi], color="0.3", linestyle="--", linewidth=1, label="predicted = observed")
-    ax.set(xlabel="observed loss (nats)", ylabel="predicted loss (nats)", title="Posterior predictive: 50% / 90% intervals")
+    ax.set(
+        xlabel="observed loss (nats)", ylabel="predicted loss (nats)", title="Posterior predictive: 50% / 90% intervals"
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left")
     return fig
@@ -112,20 +136,25 @@ def residuals(compute: np.ndarray, pred90: pd.DataFrame, heldout_ids: set[str]) 
         ax.vlines(compute[mask], (pred90["q05"] - mid)[mask], (pred90["q95"] - mid)[mask], color=colour, alpha=0.3)
         ax.scatter(compute[mask], resid[mask], s=14, color=colour, zorder=3, label=label)
     ax.axhline(0, color="0.3", linestyle="--", linewidth=1)
-    ax.set(xscale="log", xlabel="training compute C (FLOPs)", ylabel="observed - predicted (nats)", title="Residuals vs compute")
+    ax.set(
+        xscale="log",
+        xlabel="training compute C (FLOPs)",
+        ylabel="observed - predicted (nats)",
+        title="Residuals vs compute",
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best")
     return fig
 
 
-def loo_panels(idata, loo_result, y_hat: np.ndarray) -> Figure:
+def loo_panels(idata: az.InferenceData, loo_result: az.ELPDData, y_hat: np.ndarray) -> Figure:
     """Pareto k per run (left) and the LOO-PIT calibration ECDF (right)."""
     fig = _figure(WIDTH, 3.6)
     left, right = fig.subplots(1, 2)
-    arviz_io.plot_khat(loo_result, left)
+    arviz_plots.plot_khat(loo_result, left)
     left.set_title("Pareto k per run (> 0.7: influential run)")
     left.set_xlabel("run (position in the runs table)")
-    arviz_io.plot_loo_pit(idata, y_hat, right)
+    arviz_plots.plot_loo_pit(idata, y_hat, right)
     right.set_title("LOO-PIT: inside the band = calibrated")
     return fig
 
@@ -142,7 +171,7 @@ def prior_posterior(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Figur
     fig = _figure(WIDTH, 2.2 * rows + 0.4)
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax, (label, (post, prior)) in zip(axes, pairs.items()):
-        arviz_io.plot_prior_posterior(post, prior, ax, label=label)
+        arviz_plots.plot_prior_posterior(post, prior, ax, label=label)
         lo, hi = np.quantile(np.concatenate([post, prior]), [0.005, 0.995])
         plo, phi = np.quantile(post, [0.001, 0.999])
         ax.set_xlim(min(lo, plo), max(hi, phi))
@@ -158,7 +187,9 @@ def prior_posterior(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Figur
     return fig
 
 
-def isoflop(compute: np.ndarray, n_grid: np.ndarray, panels: list[tuple[str, np.ndarray, list[pd.DataFrame]]]) -> Figure:
+def isoflop(
+    compute: np.ndarray, n_grid: np.ndarray, panels: list[tuple[str, np.ndarray, list[pd.DataFrame]]]
+) -> Figure:
     """Loss vs active size at each budget, one panel per architecture family: posterior median and
     50/90% bands of the mean loss, with that family's observed runs near each budget as points.
 
@@ -217,7 +248,7 @@ def decisions(compute: np.ndarray, draws: Mapping[str, np.ndarray], near: tuple[
     """Optimal quantities vs compute: median and 50/90% bands, one panel each (log-log).
 
     Args:
-        compute: budgets (B,); draws: quantity -> (S, B) (SPEC §3 names);
+        compute: budgets (B,); draws: quantity -> (S, B) (docs/cli.md names);
         near: (lo, hi) medians (B,) of the near-optimal active-size band, drawn on the ``n_active`` panel.
         max_observed: largest fitted compute (a dotted line: extrapolation to its right).
     """
@@ -230,7 +261,14 @@ def decisions(compute: np.ndarray, draws: Mapping[str, np.ndarray], near: tuple[
         values = draws[name]
         _band(ax, compute, values, "C0", label="optimum")
         if name == "n_active" and near is not None:
-            ax.plot(compute, near[0], color="C1", linestyle="--", linewidth=1.2, label=f"within {tolerance:.1%} of best loss")
+            ax.plot(
+                compute,
+                near[0],
+                color="C1",
+                linestyle="--",
+                linewidth=1.2,
+                label=f"within {tolerance:.1%} of best loss",
+            )
             ax.plot(compute, near[1], color="C1", linestyle="--", linewidth=1.2)
             ax.legend(loc="upper left", fontsize="small")
         positive = np.all(values[np.isfinite(values)] > 0)

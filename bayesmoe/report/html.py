@@ -20,10 +20,12 @@ DPI = 90
 CSS = """
 :root { --ok:#1a7f37; --check:#9a6700; --bad:#cf222e; --muted:#57606a; --line:#d0d7de; }
 * { box-sizing: border-box; }
-body { margin:0; font:15px/1.5 -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; color:#1f2328; background:#f6f8fa; }
+body { margin:0; font:15px/1.5 -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif;
+       color:#1f2328; background:#f6f8fa; }
 header { background:#0d1117; color:#f0f6fc; padding:18px 32px; }
 header h1 { margin:0; font-size:24px; } header p { margin:4px 0 0; color:#8b949e; }
-nav { position:sticky; top:0; background:#fff; border-bottom:1px solid var(--line); padding:8px 32px; z-index:2; font-size:14px; }
+nav { position:sticky; top:0; background:#fff; border-bottom:1px solid var(--line); padding:8px 32px; z-index:2;
+      font-size:14px; }
 nav a { margin-right:14px; color:#0969da; text-decoration:none; white-space:nowrap; }
 main { max-width:1040px; margin:0 auto; padding:12px 24px 60px; }
 section { background:#fff; border:1px solid var(--line); border-radius:8px; padding:8px 24px 16px; margin:18px 0; }
@@ -49,7 +51,7 @@ dt { color:var(--muted); } dd { margin:0; }
 """
 
 
-def esc(value) -> str:
+def esc(value: object) -> str:
     """HTML-escape ``str(value)``."""
     return html.escape(str(value), quote=True)
 
@@ -59,7 +61,7 @@ def badge(level: str) -> str:
     return f'<span class="badge {esc(level)}">{esc(level)}</span>'
 
 
-def fmt(value, digits: int = 4) -> str:
+def fmt(value: object, digits: int = 4) -> str:
     """A number to ``digits`` significant figures (ints and strings as they are)."""
     if isinstance(value, str):
         return value
@@ -86,12 +88,16 @@ def human(value: float, digits: int = 3) -> str:
     return f"{number:.0f}" if abs(number) >= 100 else f"{number:.{digits}g}"
 
 
-def table(frame: pd.DataFrame, *, index: bool = True, raw: Iterable[str] = (), scroll: bool = False, digits: int = 4) -> str:
+def table(
+    frame: pd.DataFrame, *, index: bool = True, raw: Iterable[str] = (), scroll: bool = False, digits: int = 4
+) -> str:
     """An HTML table of ``frame``; columns in ``raw`` hold HTML and are not escaped."""
     raw = set(raw)
     cols = list(frame.columns)
     head = ([f'<th class="text">{esc(frame.index.name or "")}</th>'] if index else []) + [
-        f'<th class="{"" if pd.api.types.is_numeric_dtype(frame[c]) and c not in raw else "text"}">{esc(c)}</th>' for c in cols]
+        f'<th class="{"" if pd.api.types.is_numeric_dtype(frame[c]) and c not in raw else "text"}">{esc(c)}</th>'
+        for c in cols
+    ]
     rows = []
     for label, row in frame.iterrows():
         cells = [f'<td class="text">{esc(label)}</td>'] if index else []
@@ -157,8 +163,13 @@ def page(title: str, subtitle: str, sections: list[Section]) -> str:
     """The whole HTML document."""
     nav = "".join(f'<a href="#{esc(s.id)}">{esc(s.title)}</a>' for s in sections)
     body = "".join(
-        f'<section id="{esc(s.id)}"{" class=glance" if s.id == "glance" else ""}><h2>{esc(s.title)}</h2>{s.body}</section>'
-        for s in sections)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-            f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header><nav>{nav}</nav><main>{body}</main></body></html>\n")
+        '<section '
+        f'id="{esc(s.id)}"{" class=glance" if s.id == "glance" else ""}><h2>{esc(s.title)}</h2>{s.body}</section>'
+        for s in sections
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        'content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header><nav>{nav}</nav><main>{body}</main></body></html>\n"
+    )

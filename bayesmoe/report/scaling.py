@@ -115,7 +115,9 @@ def _family(family: pd.DataFrame, fixed: dict[str, float]) -> Architecture:
     )
 
 
-def best_architecture(law: Law, theta: Mapping[str, np.ndarray], families: list[Architecture], compute: float) -> Architecture:
+def best_architecture(
+    law: Law, theta: Mapping[str, np.ndarray], families: list[Architecture], compute: float
+) -> Architecture:
     """The family with the lowest posterior-median compute-optimal loss at budget ``compute``."""
     scores = [np.median(frontier(law, theta, arch, np.array([compute])).loss) for arch in families]
     return families[int(np.argmin(scores))]
@@ -132,7 +134,9 @@ def _compiled(law_name: str):
     return jax.jit(lambda theta, x: law.mean_log_loss(theta, x))
 
 
-def loss_grid(law: Law, theta: Mapping[str, np.ndarray], arch: Architecture, compute: np.ndarray, n_active: np.ndarray) -> np.ndarray:
+def loss_grid(
+    law: Law, theta: Mapping[str, np.ndarray], arch: Architecture, compute: np.ndarray, n_active: np.ndarray
+) -> np.ndarray:
     """Mean loss (nats) of every draw at every (budget, size): shape (S, B, K).
 
     Args:

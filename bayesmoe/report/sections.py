@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .. import arviz_io
+from ..decide.compare import compare
+from ..decide.design import DesignResult
+from ..decide.optimum import optimum
+from ..decide.recommend import recommend
 from ..errors import BayesMoeError
-from ..fit import Fit
-from ..model import SIGMA_PRIOR_SD, STUDENT_T_NU
-from ..optimum import optimum
-from . import figures, scaling
+from ..inference import Fit, arviz_io
+from ..model.numpyro_model import SIGMA_PRIOR_SD, STUDENT_T_NU
+from . import arviz_plots, figures, next_runs, scaling
 from .html import FigureWriter, Section, badge, definitions, esc, fmt, human, table
 from .verdicts import overall, parameter_verdicts, sampler_verdicts
 
@@ -92,14 +94,20 @@ def data_section(view: FitView) -> Section:
     if sel.get("where"):
         excluded.append(f"kept only runs matching <code>{esc(sel['where'])}</code> (<code>--where</code>)")
     if sel.get("exclude_top_loss"):
-        excluded.append(f"dropped the {int(sel['exclude_top_loss'])} highest-loss runs (<code>--exclude-top-loss</code>): "
-                        "outliers, typically diverged or unfinished runs; they are not in the fit file")
+        excluded.append(
+            f"dropped the {int(sel['exclude_top_loss'])} highest-loss runs (<code>--exclude-top-loss</code>): "
+            "outliers, typically diverged or unfinished runs; they are not in the fit file"
+        )
     heldout = fit.heldout
     if heldout is not None and len(heldout):
         ids = ", ".join(esc(r) for r in heldout["run_id"])
-        excluded.append(f"held out the {len(heldout)} largest-compute runs (<code>--holdout-top-compute</code>) to test "
-                        f"extrapolation: {ids}; they are marked in red in the plots")
-    exclusions = "<ul>" + "".join(f"<li>{e}</li>" for e in excluded) + "</ul>" if excluded else "<p>No runs were excluded.</p>"
+        excluded.append(
+            f"held out the {len(heldout)} largest-compute runs (<code>--holdout-top-compute</code>) to test "
+            f"extrapolation: {ids}; they are marked in red in the plots"
+        )
+    exclusions = (
+        "<ul>" + "".join(f"<li>{e}</li>" for e in excluded) + "</ul>" if excluded else "<p>No runs were excluded.</p>"
+    )
     runs = _all_runs(fit)
     size = _size_column(fit)
     colour = figures.colour_column(runs)
@@ -134,9 +142,22 @@ def model_section(view: FitView) -> Section:
         ("what N counts", esc(law.n_counts)),
         ("constants", esc(", ".join(f"{k} = {v:g}" for k, v in meta.get("constants", {}).items()) or "none")),
         ("priors centred on", esc(meta.get("prior_set") or "the law's default weakly-informative priors")),
-        ("likelihood", esc(f"{meta.get('likelihood')} on log loss" + (f" (nu = {meta.get('student_t_nu'):g})" if meta.get('likelihood') == 'student_t' else ""))),
-        ("partial pooling", esc(f"groups from column '{meta.get('group_column')}': {groups}; pooled: {', '.join(meta.get('pooled', [])) or '-'}"
-                                if meta.get("group_column") else "none")),
+        (
+            "likelihood",
+            esc(
+                f"{meta.get('likelihood')} on log loss"
+                + (f" (nu = {meta.get('student_t_nu'):g})" if meta.get("likelihood") == "student_t" else "")
+            ),
+        ),
+        (
+            "partial pooling",
+            esc(
+                f"groups from column '{meta.get('group_column')}': {groups}; pooled: "
+                f"{', '.join(meta.get('pooled', [])) or '-'}"
+                if meta.get("group_column")
+                else "none"
+            ),
+        ),
         ("sampler", esc(", ".join(f"{k} {v}" for k, v in settings.items()))),
         ("sampling time", esc(f"{meta.get('sampling_seconds', '?')} s")),
         ("data hash", f"<code>{esc(meta.get('data_hash', '?'))}</code>"),
@@ -185,16 +206,19 @@ def diagnostics_section(view: FitView) -> Section:
                 "bad": "Do not use these numbers yet: fix the problems flagged below and refit."}[worst]
     rows = "".join(f"<tr><td class=text>{esc(v.topic)}</td><td class=text>{badge(v.level)}</td>"
                    f"<td class=text>{esc(v.finding)}</td><td class=text>{esc(v.action)}</td></tr>" for v in sampler)
-    sampler_table = f"<table><thead><tr><th class=text>check</th><th class=text>verdict</th><th class=text>finding</th><th class=text>what to do</th></tr></thead><tbody>{rows}</tbody></table>"
+    sampler_table = (
+        "<table><thead><tr><th class=text>check</th><th class=text>verdict</th><th class=text>finding</th>"
+        f"<th class=text>what to do</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
     shown = params[["mean", "sd", "q05", "q50", "q95", "r_hat", "ess_bulk", "ess_tail"]].copy()
     shown["verdict"] = [badge(v) for v in params["verdict"]]
     shown["what to do"] = [esc(a) for a in params["action"]]
     shown.index.name = "parameter"
     sites = _diagnostic_sites(fit)
-    rank = view.writer.add(view.fig("rank"), arviz_io.plot_rank(fit.idata, sites),
+    rank = view.writer.add(view.fig("rank"), arviz_plots.plot_rank(fit.idata, sites),
                            "Rank plots (latent scale): each chain's histogram of draw ranks should be flat; "
                            "a slope or hump means the chains explore different regions.")
-    trace = view.writer.add(view.fig("trace"), arviz_io.plot_trace(fit.idata, sites),
+    trace = view.writer.add(view.fig("trace"), arviz_plots.plot_trace(fit.idata, sites),
                             "Traces (latent scale): left, the posterior density per chain; right, the draws; "
                             "black ticks at the bottom mark divergent transitions.")
     rng = np.random.default_rng(0)
@@ -203,9 +227,12 @@ def diagnostics_section(view: FitView) -> Section:
         prior = _prior_draws(fit, site, 4000, rng)
         if prior is not None:
             pairs[site] = (fit._flat(site), prior)
-    pp = view.writer.add(view.fig("prior-posterior"), figures.prior_posterior(pairs),
-                         "Prior (dashed) vs posterior (filled) on the sampled scale. A posterior much narrower than its "
-                         "prior was learned from the runs; one that looks like its prior was not.")
+    pp = view.writer.add(
+        view.fig("prior-posterior"),
+        figures.prior_posterior(pairs),
+        "Prior (dashed) vs posterior (filled) on the sampled scale. A posterior much narrower than its "
+        "prior was learned from the runs; one that looks like its prior was not.",
+    )
     body = (f"<p>{badge(worst)} {esc(headline)}</p>" + sampler_table
             + "<h3>Per parameter (natural scale)</h3>" + table(shown, raw=("verdict", "what to do"))
             + rank + trace + pp)
@@ -218,7 +245,11 @@ def _posterior_predictive_log(fit: Fit) -> np.ndarray:
     """Predictive draws of log loss at the fitted runs, shape (run, sample), chain-major samples."""
     log_mean = fit.log_mean(fit.runs)
     rng = np.random.default_rng(1)
-    eps = rng.standard_t(STUDENT_T_NU, log_mean.shape) if fit.meta["likelihood"] == "student_t" else rng.standard_normal(log_mean.shape)
+    eps = (
+        rng.standard_t(STUDENT_T_NU, log_mean.shape)
+        if fit.meta["likelihood"] == "student_t"
+        else rng.standard_normal(log_mean.shape)
+    )
     return (log_mean + fit.draws()["sigma"][:, None] * eps).T
 
 
@@ -235,21 +266,29 @@ def fit_section(view: FitView) -> Section:
              f"<b>{in90[~held].mean():.0%}</b> (calibrated: about 50% / 90%)."]
     if held.any():
         err = np.abs(obs[held] - pred90["q50"].to_numpy(float)[held])
-        lines.append(f"Held-out runs (never fitted): <b>{in90[held].sum()} of {held.sum()}</b> inside their 90% interval; "
-                     f"median absolute error {np.median(err):.4f} nats, largest {err.max():.4f}.")
+        lines.append(
+            f"Held-out runs (never fitted): <b>{in90[held].sum()} of {held.sum()}</b> inside their 90% interval; "
+            f"median absolute error {np.median(err):.4f} nats, largest {err.max():.4f}."
+        )
         view.facts["heldout"] = (int(in90[held].sum()), int(held.sum()), float(err.max()))
     view.facts["coverage90"] = float(in90[~held].mean())
     ppc = view.writer.add(view.fig("ppc"), figures.predictive_check(pred50, pred90, heldout_ids),
                           "Each run: observed loss (x) against its posterior predictive median (dot), 50% (thick) and "
                           "90% (thin) intervals. Points on the dashed line are predicted exactly.")
-    resid = view.writer.add(view.fig("residuals"), figures.residuals(runs["compute"].to_numpy(float), pred90, heldout_ids),
-                            "Observed minus predicted median, with the 90% predictive interval. A trend with compute "
-                            "means the law misses something that will grow when extrapolating.")
+    resid = view.writer.add(
+        view.fig("residuals"),
+        figures.residuals(runs["compute"].to_numpy(float), pred90, heldout_ids),
+        "Observed minus predicted median, with the 90% predictive interval. A trend with compute "
+        "means the law misses something that will grow when extrapolating.",
+    )
     loo = view.facts["loo"] if "loo" in view.facts else arviz_io.loo(fit.idata)
-    lp = view.writer.add(view.fig("loo"), figures.loo_panels(fit.idata, loo, _posterior_predictive_log(fit)),
-                         "Left: Pareto k of each fitted run's leave-one-out weights. Right: LOO-PIT, the difference between "
-                         "the empirical CDF of leave-one-out predictive percentiles and a uniform CDF; inside the band "
-                         "the predictive intervals are calibrated.")
+    lp = view.writer.add(
+        view.fig("loo"),
+        figures.loo_panels(fit.idata, loo, _posterior_predictive_log(fit)),
+        "Left: Pareto k of each fitted run's leave-one-out weights. Right: LOO-PIT, the difference between "
+        "the empirical CDF of leave-one-out predictive percentiles and a uniform CDF; inside the band "
+        "the predictive intervals are calibrated.",
+    )
     body = "<p>" + "<br>".join(lines) + f'</p><div class="row">{ppc}{resid}</div>{lp}'
     return Section(view.sid("fit"), f"4. Fit to the runs{_tag(view)}", body)
 
@@ -264,28 +303,40 @@ def scaling_section(view: FitView) -> Section:
     theta = view.thinned().draws()
     levels = scaling.budget_levels(runs)
     n_opt = np.sqrt(levels / (families[0].flops_ratio * 20.0))
-    n_grid = np.geomspace(min(runs["n_active"].min(), n_opt.min()) / 3, max(runs["n_active"].max(), n_opt.max()) * 3, 80)
+    n_grid = np.geomspace(
+        min(runs["n_active"].min(), n_opt.min()) / 3, max(runs["n_active"].max(), n_opt.max()) * 3, 80
+    )
     panels = []
     for arch in families:
         members = scaling.members(runs, arch)
         observed = [members[(members["compute"] >= c / 1.3) & (members["compute"] <= c * 1.3)] for c in levels]
-        panels.append((f"{arch.label()}: {arch.n_runs} runs", scaling.loss_grid(fit.law, theta, arch, levels, n_grid), observed))
-    iso = view.writer.add(view.fig("isoflop"), figures.isoflop(levels, n_grid, panels),
-                          "Mean loss (posterior median, 50% and 90% bands) against active size at fixed training compute, "
-                          "one panel per architecture among the runs; the minimum of each curve is the compute-optimal size. "
-                          "Points: that architecture's runs within a factor 1.3 of the budget.")
+        panels.append(
+            (f"{arch.label()}: {arch.n_runs} runs", scaling.loss_grid(fit.law, theta, arch, levels, n_grid), observed)
+        )
+    iso = view.writer.add(
+        view.fig("isoflop"),
+        figures.isoflop(levels, n_grid, panels),
+        "Mean loss (posterior median, 50% and 90% bands) against active size at fixed training compute, "
+        "one panel per architecture among the runs; the minimum of each curve is the compute-optimal size. "
+        "Points: that architecture's runs within a factor 1.3 of the budget.",
+    )
     best = scaling.best_architecture(fit.law, theta, families, runs["compute"].max())
     view.facts["architecture"] = best
     compute = np.geomspace(runs["compute"].min(), runs["compute"].max() * 1e3, 30)
     front = scaling.frontier(fit.law, theta, best, compute, tolerance=NEAR_OPTIMAL)
-    fr = view.writer.add(view.fig("frontier"), figures.frontier(compute, front.loss, runs, fit.heldout),
-                         f"Lowest mean loss reachable at each compute with the best observed architecture ({esc(best.label())}; "
-                         "best active size per posterior draw): median, 50% and 90% bands. Right of the dotted line the law "
-                         "extrapolates.")
+    fr = view.writer.add(
+        view.fig("frontier"),
+        figures.frontier(compute, front.loss, runs, fit.heldout),
+        f"Lowest mean loss reachable at each compute with the best observed architecture ({esc(best.label())}; "
+        "best active size per posterior draw): median, 50% and 90% bands. Right of the dotted line the law "
+        "extrapolates.",
+    )
     shown = "" if len(families) == len(every) else f" of {len(every)} (the most common shown)"
-    body = (f"<p>{len(families)} architecture famil{'y' if len(families) == 1 else 'ies'}{shown}; runs of a family differ "
-            f"only in size, and are trained with C = {families[0].flops_ratio:.3g} &middot; Na &middot; D. "
-            f"Best at the largest fitted budget: <b>{esc(best.label())}</b>.</p>" + iso + fr)
+    body = (
+        f"<p>{len(families)} architecture famil{'y' if len(families) == 1 else 'ies'}{shown}; runs of a family differ "
+        f"only in size, and are trained with C = {families[0].flops_ratio:.3g} &middot; Na &middot; D. "
+        f"Best at the largest fitted budget: <b>{esc(best.label())}</b>.</p>" + iso + fr
+    )
     return Section(view.sid("scaling"), f"5. Scaling picture{_tag(view)}", body)
 
 
@@ -298,7 +349,7 @@ def default_budgets(runs: pd.DataFrame) -> np.ndarray:
 
 
 def _ordered(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Quantities to show: SPEC order first; those constant over every draw and budget, or equal to
+    """Quantities to show: the order of docs/cli.md first; those constant over every draw and budget, or equal to
     one already shown, are left out."""
     names = [k for k in QUANTITY_ORDER if k in draws] + [k for k in draws if k not in QUANTITY_ORDER]
     out: dict[str, np.ndarray] = {}
@@ -327,7 +378,9 @@ def decisions_section(view: FitView) -> Section:
     fit = view.fit
     runs = fit.runs
     table_budgets = np.asarray(view.budgets if view.budgets is not None else default_budgets(runs), float)
-    wide = np.geomspace(min(runs["compute"].min(), table_budgets.min()), max(runs["compute"].max(), table_budgets.max()) * 10, 25)
+    wide = np.geomspace(
+        min(runs["compute"].min(), table_budgets.min()), max(runs["compute"].max(), table_budgets.max()) * 10, 25
+    )
     posterior = view.thinned()
     try:
         curve = optimum(posterior, wide)
@@ -340,11 +393,14 @@ def decisions_section(view: FitView) -> Section:
     arch = view.facts["architecture"] if "architecture" in view.facts else scaling.architectures(runs)[0]
     front = scaling.frontier(fit.law, posterior.draws(), arch, wide, tolerance=NEAR_OPTIMAL)
     near = (np.nanmedian(front.near_lo, axis=0), np.nanmedian(front.near_hi, axis=0))
-    fig = view.writer.add(view.fig("decisions"), figures.decisions(wide, shown, near, runs["compute"].max(), NEAR_OPTIMAL),
-                          f"Compute-optimal configuration from the law's optimizer (objective: compute): posterior median and "
-                          f"50%/90% bands. Orange dashed lines on the active-size panel: the near-optimal band, sizes whose loss is "
-                          f"within {NEAR_OPTIMAL:.1%} of the best for the best observed architecture ({esc(arch.label())}, "
-                          f"C = {arch.flops_ratio:.3g} Na D, posterior median). Dotted: largest fitted run.")
+    fig = view.writer.add(
+        view.fig("decisions"),
+        figures.decisions(wide, shown, near, runs["compute"].max(), NEAR_OPTIMAL),
+        f"Compute-optimal configuration from the law's optimizer (objective: compute): posterior median and "
+        f"50%/90% bands. Orange dashed lines on the active-size panel: the near-optimal band, sizes whose loss is "
+        f"within {NEAR_OPTIMAL:.1%} of the best for the best observed architecture ({esc(arch.label())}, "
+        f"C = {arch.flops_ratio:.3g} Na D, posterior median). Dotted: largest fitted run.",
+    )
     keep = [k for k in _ordered(at.draws) if k in shown and k in TABLE_QUANTITIES] or list(shown)
     near_at = scaling.frontier(fit.law, posterior.draws(), arch, table_budgets, tolerance=NEAR_OPTIMAL)
     rows = []
@@ -356,19 +412,26 @@ def decisions_section(view: FitView) -> Section:
         rows.append(row)
     recommended = pd.DataFrame(rows).set_index("compute (FLOPs)")
     first = table_budgets[0]
-    headline = {k: _interval(at.draws[k][:, 0]) for k in ("n_active", "tokens", "granularity", "n_experts") if k in at.draws and k in keep}
+    headline = {
+        k: _interval(at.draws[k][:, 0])
+        for k in ("n_active", "tokens", "granularity", "n_experts")
+        if k in at.draws and k in keep
+    }
     view.facts["recommendation"] = (first, headline)
     body_decision = _bayes_decision_table(posterior, table_budgets, at)
-    body = ("<p>Recommended configurations: median and 90% interval <code>median [q05, q95]</code> of each optimal "
-            "quantity (K, M, B, T: thousand, million, billion, trillion). Extrapolation beyond the fitted runs widens the intervals; trust the width, not only the median.</p>"
-            + table(recommended, index=True) + body_decision + fig)
+    body = (
+        "<p>Recommended configurations: median and 90% interval <code>median [q05, q95]</code> of each optimal "
+        "quantity (K, M, B, T: thousand, million, billion, trillion). Extrapolation beyond the fitted runs "
+        "widens the intervals; trust the width, not only the median.</p>"
+        + table(recommended, index=True)
+        + body_decision
+        + fig
+    )
     return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
 
 
 def _bayes_decision_table(posterior, budgets: np.ndarray, at) -> str:
-    """HTML of :func:`bayesmoe.recommend.recommend` per budget (empty when the law has no design space)."""
-    from ..recommend import recommend
-
+    """HTML of :func:`bayesmoe.decide.recommend.recommend` per budget (empty when the law has no design space)."""
     try:
         rows = recommend(posterior, budgets, result=at, epsilon=NEAR_OPTIMAL)
     except BayesMoeError:
@@ -382,19 +445,31 @@ def _bayes_decision_table(posterior, budgets: np.ndarray, at) -> str:
         bayes = row["bayes"]
         size, choice = list(bayes)[:2]
         snapped = row["snapped"].get("d_multiple_of_128", {})
-        near = "; ".join(f"{choice} {n[choice]:g}: {human(n[size]['lo'])} - {human(n[size]['hi'])}" for n in row["near_optimal"])
-        out.append({
-            "compute (FLOPs)": fmt(row["compute"], 3), size: human(bayes[size]), choice: fmt(bayes[choice]),
-            "P(near-optimal)": f"{bayes['p_near_optimal']:.0%}", "expected regret (nats)": f"{bayes['expected_regret']:.4f}",
-            f"{size} rounded to 128": f"{human(snapped.get(size, np.nan))} (P {snapped.get('p_near_optimal', np.nan):.0%})",
-            f"near-optimal {size} per {choice}": near or "-",
-        })
+        near = "; ".join(
+            f"{choice} {n[choice]:g}: {human(n[size]['lo'])} - {human(n[size]['hi'])}" for n in row["near_optimal"]
+        )
+        out.append(
+            {
+                "compute (FLOPs)": fmt(row["compute"], 3),
+                size: human(bayes[size]),
+                choice: fmt(bayes[choice]),
+                "P(near-optimal)": f"{bayes['p_near_optimal']:.0%}",
+                "expected regret (nats)": f"{bayes['expected_regret']:.4f}",
+                f"{size} rounded to 128": (
+                    f"{human(snapped.get(size, np.nan))} (P {snapped.get('p_near_optimal', np.nan):.0%})"
+                ),
+                f"near-optimal {size} per {choice}": near or "-",
+            }
+        )
     if not out:
         return ""
-    return ("<h3>Bayes decision</h3><p>The single configuration with the least expected loss over the posterior, the "
-            f"probability that it is within {NEAR_OPTIMAL:.1%} of each draw's optimum, and the ranges whose expected regret "
-            "stays within that tolerance (from <code>bayesmoe.recommend</code>).</p>"
-            + table(pd.DataFrame(out).set_index("compute (FLOPs)")))
+    return (
+        "<h3>Bayes decision</h3><p>The single configuration with the least expected loss over the posterior, the "
+        f"probability that it is within {NEAR_OPTIMAL:.1%} of each draw's optimum, and the ranges whose "
+        "expected regret "
+        "stays within that tolerance (from <code>bayesmoe.recommend</code>).</p>"
+        + table(pd.DataFrame(out).set_index("compute (FLOPs)"))
+    )
 
 
 # -- 7. comparison -------------------------------------------------------------------------------------
@@ -407,17 +482,17 @@ def comparison_section(views: list[FitView]) -> tuple[Section, pd.DataFrame | No
         body = f'<p class="note">No comparison: {esc(exc)}.</p>'
         return Section("comparison", "7. Comparing the fits", body), None
     best = table_frame.index[0]
-    body = (f"<p>Ranked by expected log predictive density (PSIS-LOO; higher is better). <b>{esc(best)}</b> predicts "
-            "left-out runs best. <code>elpd_diff</code> is the gap to the best with its standard error <code>dse</code>: "
-            "a gap under about two <code>dse</code> is not a clear difference. Stacking weights say how to average the "
-            "fits' predictions. Runs with Pareto k > 0.7 make a fit's LOO estimate unreliable.</p>" + table(table_frame))
+    body = (
+        f"<p>Ranked by expected log predictive density (PSIS-LOO; higher is better). <b>{esc(best)}</b> predicts "
+        "left-out runs best. <code>elpd_diff</code> is the gap to the best with its standard error <code>dse</code>: "
+        "a gap under about two <code>dse</code> is not a clear difference. Stacking weights say how to average the "
+        "fits' predictions. Runs with Pareto k > 0.7 make a fit's LOO estimate unreliable.</p>" + table(table_frame)
+    )
     return Section("comparison", "7. Comparing the fits", body), table_frame
 
 
 def compare_table(views: list[FitView]) -> pd.DataFrame:
-    """:func:`bayesmoe.compare.compare` as a table, one row per fit (labelled as in the report), best first."""
-    from ..compare import compare
-
+    """:func:`bayesmoe.decide.compare.compare` as a table, one row per fit (labelled as in the report), best first."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # high Pareto k is reported in the table itself
         rows = compare([v.fit for v in views])
@@ -433,8 +508,12 @@ def glance_section(views: list[FitView], comparison: pd.DataFrame | None) -> Sec
     items = []
     for v in views:
         fit = v.fit
-        parts = [f"{badge(v.facts.get('diagnostics', 'check'))} <b>{esc(v.label)}</b>: law <code>{esc(fit.law.name)}</code>, "
-                 f"{len(fit.runs)} runs, {fit.chains} chains x {fit.n_draws // fit.chains} draws, {fit.divergences} divergences"]
+        parts = [
+            f"{badge(v.facts.get('diagnostics', 'check'))} <b>{esc(v.label)}</b>: law "
+            f"<code>{esc(fit.law.name)}</code>, "
+            f"{len(fit.runs)} runs, {fit.chains} chains x {fit.n_draws // fit.chains} draws, {fit.divergences} "
+            "divergences"
+        ]
         if "coverage90" in v.facts:
             parts.append(f"{v.facts['coverage90']:.0%} of runs inside their 90% predictive interval")
         if "heldout" in v.facts:
@@ -449,18 +528,18 @@ def glance_section(views: list[FitView], comparison: pd.DataFrame | None) -> Sec
     if comparison is not None:
         body += (f"<p>Best-predicting fit by LOO: <b>{esc(comparison.index[0])}</b> (stacking weight "
                  f"{comparison['weight'].iloc[0]:.2f}).</p>")
-    body += ('<p class="note">Verdicts: <span class="badge ok">ok</span> trust it, <span class="badge check">check</span> '
-             'read the flagged rows, <span class="badge bad">bad</span> refit before using.</p>')
+    body += (
+        '<p class="note">Verdicts: <span class="badge ok">ok</span> trust it, <span class="badge check">check</span> '
+        'read the flagged rows, <span class="badge bad">bad</span> refit before using.</p>'
+    )
     return Section("glance", "At a glance", body)
 
 
 # -- next runs (design hook) ---------------------------------------------------------------------------
 
-def next_runs_section(design_result, writer: FigureWriter) -> Section:
-    """Wrap ``bayesmoe.design.report.next_runs_section(design_result)`` -> (title, html, figures)."""
-    from ..design.report import next_runs_section as build
-
-    title, fragment, figs = build(design_result)
+def next_runs_section(design_result: DesignResult, writer: FigureWriter) -> Section:
+    """Wrap :func:`.next_runs.next_runs_section` (design_result) -> (title, html, figures)."""
+    title, fragment, figs = next_runs.next_runs_section(design_result)
     parts = [fragment]
     for name, fig in figs.items():
         slug = re.sub(r"[^a-z0-9_-]+", "-", str(name).lower()).strip("-") or "figure"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..fit import ESS_MIN_PER_CHAIN, RHAT_MAX
+from ..inference.fitted import ESS_MIN_PER_CHAIN, RHAT_MAX
 
 RHAT_BAD = 1.05
 BFMI_MIN = 0.3
@@ -60,25 +60,47 @@ def sampler_verdicts(*, divergences: int, n_draws: int, bfmi: np.ndarray, pareto
         out.append(Verdict("divergences", "ok", "no divergent transitions"))
     else:
         share = divergences / max(n_draws, 1)
-        out.append(Verdict("divergences", "bad" if share > 0.01 else "check",
-                           f"{divergences} divergent transitions ({share:.1%} of draws): NUTS could not explore part of the posterior",
-                           "raise warmup; reparameterise (pool fewer parameters, tighter priors); look for outlying runs below"))
+        out.append(
+            Verdict(
+                "divergences",
+                "bad" if share > 0.01 else "check",
+                f"{divergences} divergent transitions ({share:.1%} of draws): NUTS could not explore part of "
+                "the posterior",
+                "raise warmup; reparameterise (pool fewer parameters, tighter priors); look for outlying runs below",
+            )
+        )
     bfmi = np.atleast_1d(np.asarray(bfmi, float))
     low = np.flatnonzero(bfmi < BFMI_MIN)
     values = ", ".join(f"{v:.2f}" for v in bfmi)
     if len(low):
-        out.append(Verdict("E-BFMI", "bad", f"E-BFMI below {BFMI_MIN} in chain(s) {', '.join(map(str, low))} ({values})",
-                           "the sampler moves slowly between energy levels: reparameterise or use more informative priors"))
+        out.append(
+            Verdict(
+                "E-BFMI",
+                "bad",
+                f"E-BFMI below {BFMI_MIN} in chain(s) {', '.join(map(str, low))} ({values})",
+                "the sampler moves slowly between energy levels: reparameterise or use more informative priors",
+            )
+        )
     else:
         out.append(Verdict("E-BFMI", "ok", f"E-BFMI per chain {values} (all >= {BFMI_MIN})"))
     k = np.asarray(pareto_k, float)
     high = np.flatnonzero(k > PARETO_K_MAX)
     if len(high):
         names = ", ".join(str(run_ids[i]) for i in high[:8]) + (" ..." if len(high) > 8 else "")
-        out.append(Verdict("Pareto k", "check", f"{len(high)} run(s) with Pareto k > {PARETO_K_MAX}: {names}",
-                           "these runs move the fit on their own: check them for errors, or drop outliers (--exclude-top-loss K)"))
+        out.append(
+            Verdict(
+                "Pareto k",
+                "check",
+                f"{len(high)} run(s) with Pareto k > {PARETO_K_MAX}: {names}",
+                "these runs move the fit on their own: check them for errors, or drop outliers (--exclude-top-loss K)",
+            )
+        )
     else:
-        out.append(Verdict("Pareto k", "ok", f"all runs have Pareto k <= {PARETO_K_MAX} (max {np.nanmax(k):.2f}): LOO is reliable"))
+        out.append(
+            Verdict(
+                "Pareto k", "ok", f"all runs have Pareto k <= {PARETO_K_MAX} (max {np.nanmax(k):.2f}): LOO is reliable"
+            )
+        )
     return out
 
 

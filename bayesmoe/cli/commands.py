@@ -1,0 +1,13 @@
+"""The commands that work on runs tables and fits, by name, in the order ``bayesmoe --help`` lists them.
+
+``bayesmoe demo`` is added by :mod:`.main`: it runs these commands itself.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import compare, datasets, design, fit, laws, optimum, predict, report, summary
+
+COMMANDS: dict[str, ModuleType] = {
+    module.NAME: module for module in (laws, datasets, fit, summary, predict, optimum, compare, design, report)
+}

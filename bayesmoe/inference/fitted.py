@@ -1,0 +1,236 @@
+"""A fitted law, :class:`Fit`: posterior draws, diagnostics, predictions and the data it saw.
+
+>>> fit.summary()                      # mean, sd, q05, q50, q95, r_hat, ess_bulk, ess_tail
+>>> fit.predict(new_runs)              # predictive loss quantiles per run
+>>> fit.save("fit.nc"); bayesmoe.load_fit("fit.nc")
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from ..config import float64
+from ..errors import BayesMoeError
+from ..model import STUDENT_T_NU, law_from_meta
+from ..runs import validate_runs
+from . import arviz_io
+from .arviz_io import az
+
+#: Diagnostic thresholds behind the warnings.
+RHAT_MAX = 1.01
+ESS_MIN_PER_CHAIN = 100
+#: warn when more than this share of NUTS draws hit the maximum tree depth.
+TREE_DEPTH_SATURATED_SHARE = 0.1
+
+
+class FitWarning(UserWarning):
+    """A fit whose diagnostics (R-hat, ESS, divergences) say its numbers should not be trusted yet."""
+
+
+class Fit:
+    """A fitted law: posterior draws, diagnostics, predictions and the data it saw.
+
+    Attributes:
+        idata: the ArviZ InferenceData (see :mod:`bayesmoe.inference.arviz_io` for its groups).
+        law: the :class:`Law`.
+        meta: law, priors, settings, versions and data hash, as saved.
+        runs: the runs the fit saw; heldout: runs left out by ``holdout_top_compute`` (or None).
+    """
+
+    def __init__(self, idata: az.InferenceData):
+        self.idata = idata
+        self.meta = arviz_io.metadata(idata)
+        self.law = law_from_meta(self.meta)
+        self.runs = arviz_io.runs_table(idata)
+        self.heldout = arviz_io.runs_table(idata, heldout=True)
+        self.path: Path | None = None
+
+    # -- basic facts -------------------------------------------------------------------------
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(self.meta["groups"])
+
+    @property
+    def pooled(self) -> tuple[str, ...]:
+        return tuple(self.meta["pooled"])
+
+    @property
+    def chains(self) -> int:
+        return int(self.idata.posterior.sizes["chain"])
+
+    @property
+    def n_draws(self) -> int:
+        """Total posterior draws (chains x draws per chain)."""
+        return int(self.idata.posterior.sizes["chain"] * self.idata.posterior.sizes["draw"])
+
+    @property
+    def divergences(self) -> int:
+        return int(self.idata.sample_stats["diverging"].values.sum())
+
+    def _flat(self, name: str) -> np.ndarray:
+        values = self.idata.posterior[name].values
+        return values.reshape(values.shape[0] * values.shape[1], *values.shape[2:])
+
+    # -- draws -------------------------------------------------------------------------------
+    def draws(self, group: str | None = None, *, seed: int = 0) -> dict[str, np.ndarray]:
+        """Natural-scale parameter draws, shape (S,), with the law's constants and ``sigma``.
+
+        Args:
+            group: for a hierarchical fit, a fitted group's name gives that group's parameters; a
+                name the fit did not see gives draws for a *new* group (``mu + tau z``, z ~ N(0, 1),
+                seeded by ``seed``); None gives the population-typical values (``mu``).
+        """
+        out = {k: np.full(self.n_draws, float(v)) for k, v in self.meta["constants"].items()}
+        rng = np.random.default_rng(seed)
+        for p in self.law.params:
+            if p.name in self.pooled and group is not None:
+                if group in self.groups:
+                    out[p.name] = self._flat(f"{p.name}_group")[:, self.groups.index(group)]
+                else:
+                    mu, tau = self._flat(p.latent), self._flat(f"{p.latent}_tau")
+                    out[p.name] = np.asarray(p.to_natural(mu + tau * rng.standard_normal(self.n_draws)))
+            else:
+                out[p.name] = self._flat(p.name)
+        out["sigma"] = self._flat("sigma")
+        return out
+
+    def _per_run_draws(self, frame: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
+        """Parameter draws for each run of ``frame``: shape (S, 1) when shared, (S, n) when pooled."""
+        base = self.draws()
+        theta = {k: v[:, None] for k, v in base.items()}
+        if not self.pooled:
+            return theta
+        column = self.meta["group_column"]
+        labels = frame[column].astype(str).to_numpy() if column in frame.columns else np.full(len(frame), "")
+        per_label = {label: self.draws(label, seed=seed) for label in np.unique(labels)}
+        for name in self.pooled:
+            theta[name] = np.stack([per_label[label][name] for label in labels], axis=1)
+        return theta
+
+    # -- outputs -----------------------------------------------------------------------------
+    def summary(self) -> pd.DataFrame:
+        """Per parameter: mean, sd, q05, q50, q95, r_hat, ess_bulk, ess_tail (natural scale).
+
+        Hierarchical fits add one row per group (``A[group]``) and the pooling scales (``log_A_tau``).
+        """
+        names = [p.name for p in self.law.params]
+        for name in self.pooled:
+            names += [f"{name}_group", f"{self.law.param(name).latent}_tau"]
+        names.append("sigma")
+        diag = arviz_io.diagnostics(self.idata, names)
+        rows = []
+        for name in names:
+            values = self._flat(name)
+            columns = values.reshape(values.shape[0], -1).T
+            labels = diag.index[[i for i, lab in enumerate(diag.index) if lab == name or lab.startswith(f"{name}[")]]
+            for label, col in zip(labels, columns):
+                label = label.replace("_group[", "[")
+                q05, q50, q95 = np.quantile(col, [0.05, 0.5, 0.95])
+                rows.append(
+                    {"name": label, "mean": col.mean(), "sd": col.std(ddof=1), "q05": q05, "q50": q50, "q95": q95}
+                )
+        table = pd.DataFrame(rows).set_index("name")
+        diag.index = [i.replace("_group[", "[") for i in diag.index]
+        return table.join(diag)
+
+    def problems(self) -> list[str]:
+        """Plain-language diagnostic warnings (empty when R-hat, ESS and divergences are fine)."""
+        table = self.summary()
+        out = []
+        bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
+        if bad_rhat:
+            out.append(
+                f"R-hat > {RHAT_MAX} for {', '.join(bad_rhat)}: chains disagree; run more warmup/draws or "
+                "check the priors"
+            )
+        min_ess = ESS_MIN_PER_CHAIN * self.chains
+        low_ess = table.index[(table["ess_bulk"] < min_ess) | (table["ess_tail"] < min_ess)].tolist()
+        if low_ess:
+            out.append(
+                f"bulk or tail ESS < {min_ess} for {', '.join(low_ess)}: run more draws before trusting intervals"
+            )
+        if self.divergences:
+            out.append(f"{self.divergences} divergent transitions: the posterior has regions NUTS cannot explore; "
+                       "try more warmup, a higher --target-accept (e.g. 0.99), or inspect outliers")
+        saturated = self.tree_depth_saturation
+        if saturated > TREE_DEPTH_SATURATED_SHARE:
+            depth = self.meta.get("settings", {}).get("max_tree_depth", 10)
+            out.append(
+                f"{saturated:.0%} of draws hit the maximum tree depth ({depth}): the posterior is strongly curved "
+                "(often the irreducible loss traded against an exponent); sampling is slow and the ESS per "
+                "draw low; runs spanning more compute, or an informative --prior, help"
+            )
+        return out
+
+    @property
+    def tree_depth_saturation(self) -> float:
+        """Share of NUTS draws whose trajectory hit ``max_tree_depth`` (0 for Laplace fits and older files)."""
+        stats = self.idata.sample_stats
+        depth = self.meta.get("settings", {}).get("max_tree_depth")
+        if "n_steps" not in stats or depth is None:
+            return 0.0
+        return float(np.mean(stats["n_steps"].values >= 2 ** int(depth) - 1))
+
+    def predict(
+        self, runs: str | os.PathLike | pd.DataFrame, *, prob: float = 0.9, seed: int = 0, noise: bool = True
+    ) -> pd.DataFrame:
+        """Predictive loss for each run of ``runs`` (a runs table; ``loss`` not needed).
+
+        Returns one row per run: ``run_id``, ``q05``/``q50``/``q95`` (or the quantiles of ``prob``),
+        ``mean`` (of the predictive loss), and ``observed`` where ``loss`` is present. With
+        ``noise=False`` the band is for the law's mean loss, without observation noise.
+        Hierarchical fits use each run's group; unseen or missing groups are predicted as a new group.
+        """
+        if not 0 < prob < 1:
+            raise BayesMoeError(f"--prob must be between 0 and 1, got {prob}")
+        frame = validate_runs(
+            runs, required=self.law.required_columns, law=self.law.name, require_loss=False, what="runs to predict"
+        )
+        log_mean = self.log_mean(frame, seed=seed)
+        if noise:
+            draws = self.draws()
+            rng = np.random.default_rng(seed + 1)
+            shape = log_mean.shape
+            eps = (
+                rng.standard_t(STUDENT_T_NU, shape)
+                if self.meta["likelihood"] == "student_t"
+                else rng.standard_normal(shape)
+            )
+            log_mean = log_mean + draws["sigma"][:, None] * eps
+        loss = np.exp(log_mean)
+        lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
+        q = np.quantile(loss, [lo, 0.5, hi], axis=0)
+        out = pd.DataFrame(
+            {"run_id": frame["run_id"], "q_lo": q[0], "q50": q[1], "q_hi": q[2], "mean": loss.mean(axis=0)}
+        )
+        out = out.rename(columns={"q_lo": _qname(lo), "q_hi": _qname(hi)})
+        if "loss" in frame.columns and frame["loss"].notna().all():
+            out["observed"] = frame["loss"].to_numpy(float)
+        return out
+
+    @float64
+    def log_mean(self, runs: pd.DataFrame, *, seed: int = 0) -> np.ndarray:
+        """Posterior draws of the law's mean log loss at each run: shape (S, n)."""
+        x = {k: jnp.asarray(v) for k, v in self.law.covariates(runs).items()}
+        theta = {k: jnp.asarray(v) for k, v in self._per_run_draws(runs, seed).items()}
+        return np.asarray(self.law.mean_log_loss(theta, x))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fit to a netCDF file atomically (an existing file is replaced only on success)."""
+        self.path = arviz_io.save(self.idata, path)
+        return self.path
+
+
+def _qname(q: float) -> str:
+    return f"q{round(q * 100):02d}"
+
+
+def load_fit(path: str | os.PathLike) -> Fit:
+    """Read a fit written by :meth:`Fit.save` / ``bayesmoe fit``."""
+    result = Fit(arviz_io.load(path))
+    result.path = Path(path)
+    return result

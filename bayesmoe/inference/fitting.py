@@ -1,0 +1,146 @@
+"""Fitting a law to a runs table: :func:`fit`, which returns a :class:`~bayesmoe.inference.fitted.Fit`.
+
+>>> import bayesmoe
+>>> fit = bayesmoe.fit("runs.csv", law="chinchilla", chains=4, warmup=1000, draws=1000, seed=0)
+
+``docs/sampling.md`` describes how a fit runs (mode search, sampling coordinates, NUTS or Laplace).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from os import PathLike
+from typing import Iterable, Mapping
+
+import jax
+import numpy as np
+import pandas as pd
+
+from ..config import float64
+from ..errors import BayesMoeError
+from ..laws import Law, get_law
+from ..model import ModelSpec, Prior, build_model, centred_priors, default_pooled, default_priors, model_data, prepare
+from ..runs import load_runs, split_top_compute
+from . import arviz_io
+from .draws import Draws, Settings, to_idata
+from .fitted import Fit, FitWarning
+from .laplace import laplace_draws
+from .metadata import fit_metadata
+from .mode import ModeFinder
+from .nuts import run_nuts
+
+#: inference methods: NUTS, or the Laplace approximation at the mode.
+METHODS = ("nuts", "laplace")
+
+
+def _group_index(frame: pd.DataFrame, column: str | None, groups: tuple[str, ...]) -> np.ndarray:
+    if not column:
+        return np.zeros(len(frame), dtype=np.int32)
+    position = {g: i for i, g in enumerate(groups)}
+    return np.array([position.get(g, -1) for g in frame[column].astype(str)], dtype=np.int32)
+
+
+@float64
+def fit(
+    runs: str | PathLike | pd.DataFrame,
+    law: str | Law,
+    *,
+    group: str | None = None,
+    pool: Iterable[str] = (),
+    prior: str | Mapping[str, Prior] | None = None,
+    likelihood: str = "student_t",
+    chains: int = 4,
+    warmup: int = 500,
+    draws: int = 1000,
+    seed: int = 0,
+    target_accept: float = 0.95,
+    where: str | None = None,
+    exclude_top_loss: int = 0,
+    holdout_top_compute: int = 0,
+    progress_bar: bool | None = None,
+    method: str = "nuts",
+) -> Fit:
+    """Fit ``law`` to a runs table with NUTS.
+
+    Args:
+        runs: path to a CSV/Parquet runs table (docs/runs-table.md) or a DataFrame.
+        law: law id (``bayesmoe.laws.law_names()``) or a :class:`Law`.
+        group: column whose values define groups for partial pooling (e.g. ``"group"``); None = no pooling.
+        pool: parameters pooled across groups in addition to the level terms (e.g. ``("alpha",)``).
+        prior: None (the law's defaults), a published set name (``"chinchilla:besiroglu2024"``: priors
+            centred on it, widths in :mod:`bayesmoe.model.priors`), or a dict of :class:`Prior` by parameter.
+        likelihood: ``"student_t"`` (nu = 4) or ``"normal"``, on log loss.
+        chains, warmup, draws, seed: NUTS settings; the same seed gives the same draws.
+        target_accept: NUTS target acceptance probability, in (0, 1).
+        method: ``"nuts"`` (default) or ``"laplace"`` (fast approximation: Gaussian at the mode in the
+            sampling coordinates, :mod:`bayesmoe.inference.laplace`; ``warmup`` is unused).
+        where: pandas query selecting runs; exclude_top_loss: drop the K highest-loss runs;
+        holdout_top_compute: leave the K largest-compute runs out of the fit (kept in the file).
+
+    Returns:
+        A :class:`Fit`. Emits :class:`FitWarning` when R-hat > 1.01, bulk ESS < 100 per chain, or
+        there were divergent transitions.
+    """
+    law = get_law(law)
+    for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
+        if int(value) < 1:
+            raise BayesMoeError(f"--{name} must be a positive integer, got {value}")
+    if not 0.0 < float(target_accept) < 1.0:
+        raise BayesMoeError(f"--target-accept must be between 0 and 1 (exclusive), got {target_accept}")
+    source = str(runs) if not isinstance(runs, pd.DataFrame) else "DataFrame"
+    frame = load_runs(runs, required=law.required_columns, law=law.name, where=where, exclude_top_loss=exclude_top_loss)
+    heldout = None
+    if holdout_top_compute:
+        frame, heldout = split_top_compute(frame, holdout_top_compute)
+    groups: tuple[str, ...] = ()
+    if group and group not in frame.columns:
+        raise BayesMoeError(f"--group column '{group}' is not in the runs table; columns: {', '.join(frame.columns)}")
+    law, shared, reduction = prepare(law, frame, group=group, prior=prior)  # rows in no group
+    if group:
+        groups = tuple(sorted(frame.loc[~shared, group].astype(str).unique()))
+        if len(groups) < 2:
+            raise BayesMoeError(
+                f"--group column '{group}' has a single value {groups[0]!r}; partial pooling needs at least 2 groups"
+            )
+    if isinstance(prior, str):
+        priors, prior_set = centred_priors(law, prior), law.coefficient_set(prior).name
+    else:
+        priors, prior_set = {**default_priors(law), **(prior or {})}, None
+    pooled = tuple(dict.fromkeys([*default_pooled(law), *pool])) if groups else ()
+    spec = ModelSpec(law=law, priors=priors, likelihood=likelihood, groups=groups, pooled=pooled)
+    settings = Settings(chains=int(chains), warmup=int(warmup), draws=int(draws), seed=int(seed),
+                        target_accept=float(target_accept), progress_bar=progress_bar)
+
+    kwargs = model_data(law, frame, group_index=_group_index(frame, group, groups))
+    if method not in METHODS:
+        raise BayesMoeError(f"--method must be one of {', '.join(METHODS)}, got '{method}'")
+    start = time.perf_counter()
+    model = build_model(spec)
+
+    dims = {"log_loss": ["run"]}
+    for name in pooled:
+        p = law.param(name)
+        dims[f"{p.latent}_z"] = ["group"]
+        dims[f"{name}_group"] = ["group"]
+    coords = {"run": frame["run_id"].tolist(), "group": list(groups)}
+    if method == "nuts":
+        samples = run_nuts(model, kwargs, settings)
+        wall = time.perf_counter() - start
+        idata = to_idata(model, kwargs, samples, dims=dims, coords=coords)
+    else:
+        key_map, key_draw = jax.random.split(jax.random.PRNGKey(settings.seed))
+        sites = laplace_draws(ModeFinder(model, kwargs, key_map), kwargs, chains=settings.chains,
+                              draws=settings.draws, key=key_draw)
+        stats = {"diverging": np.zeros((settings.chains, settings.draws), dtype=bool)}
+        idata = to_idata(model, kwargs, Draws(sites, stats), dims=dims, coords=coords)
+        wall = time.perf_counter() - start
+    meta = fit_metadata(
+        law=law, frame=frame, spec=spec, group_column=group, source=source, prior_set=prior_set,
+        settings=settings.as_dict(), method=method,
+        selection={"where": where, "exclude_top_loss": exclude_top_loss, "holdout_top_compute": holdout_top_compute},
+        seconds=wall, reduction=reduction)
+    arviz_io.attach(idata, runs=frame, heldout=heldout, meta=meta)
+    result = Fit(idata)
+    for message in result.problems():
+        warnings.warn(message, FitWarning, stacklevel=3)  # the caller of fit(), past the float64 wrapper
+    return result

@@ -1,0 +1,8 @@
+"""Layer 1, the data: the runs table (reading, validation, derived columns) and the shipped datasets.
+
+Imports nothing from bayesmoe but :mod:`bayesmoe.errors`. The table's columns, units and rules are
+described in ``docs/runs-table.md``.
+"""
+from .table import data_hash, load_runs, read_table, select_runs, split_top_compute, validate_runs
+
+__all__ = ["data_hash", "load_runs", "read_table", "select_runs", "split_top_compute", "validate_runs"]
