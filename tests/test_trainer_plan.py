@@ -126,6 +126,11 @@ def test_staged_sweep_recentres_and_extends_edges(tmp_path):
     sizes = sorted({int(r["n_active"]) for r in second})
     assert sizes[0] < K * 1e6 < sizes[-1] and {r["design"] for r in second} == {"core"}
     assert interior_share(second) == (2, 2)
+    # extend_at leaves the other budgets' edges alone
+    other = tmp_path / "t"
+    staged_sweep([1e10], other, _fake_trainer(other), extend=2, extend_at=(1e12,), log=open("/dev/null", "w"),
+                 **design)
+    assert {r["design"] for r in read_csv(other / "runs.csv")} == {"core"}
     # re-running resumes from plan.csv: nothing new is planned or trained
     before = (out / "plan.csv").read_text()
     assert staged_sweep([1e10, 1e12], out, _fake_trainer(out), extend=2, log=open("/dev/null", "w"), **design) == 0

@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plan one budget at a time (in the order given), centred on a fit of the finished runs")
     s.add_argument("--extend", type=int, default=2,
                    help="with --recentre: sizes added past a profile's edge holding its minimum (default 2)")
+    s.add_argument("--extend-at", type=float, nargs="+", metavar="B",
+                   help="with --recentre: extend only these budgets' profiles (default: every budget)")
     _design_args(s)
     t = sub.add_parser("train", help="train one row of a plan (what sweep's workers run; runs under torchrun too)")
     t.add_argument("--plan", type=Path, required=True, metavar="DESIGN.csv")
@@ -222,7 +224,8 @@ def cmd_sweep(args) -> int:
         if args.plan is not None:
             raise CliError("--recentre plans the budgets itself; it takes --budgets, not --plan")
         from .staged import staged_sweep
-        failed = staged_sweep(args.budgets, args.out, train, extend=args.extend, **_design_kw(args))
+        failed = staged_sweep(args.budgets, args.out, train, extend=args.extend,
+                              extend_at=tuple(args.extend_at) if args.extend_at else None, **_design_kw(args))
     else:
         rows = _plan(args)
         if args.shard == (0, 1) or not plan_path.exists():

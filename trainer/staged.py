@@ -54,10 +54,11 @@ def _cfg(fam, shape, vocab_size: int, seq_len: int, gate: str) -> ModelConfig:
     return family_config(fam, shape[0], shape[1], vocab_size=vocab_size, seq_len=seq_len, gate=gate)
 
 
-def staged_sweep(budgets: list[float], out: Path, train: Trainer, *, extend: int = 2, log=sys.stdout,
-                 **design) -> int:
+def staged_sweep(budgets: list[float], out: Path, train: Trainer, *, extend: int = 2,
+                 extend_at: tuple[float, ...] | None = None, log=sys.stdout, **design) -> int:
     """Run the stages (see the module docstring); ``design``: keyword arguments of ``isoflop_design``
-    (``vocab_size``, ``seq_len``, ``gate``, ``seed`` and ``group`` are needed). Returns the failed runs."""
+    (``vocab_size``, ``seq_len``, ``gate``, ``seed`` and ``group`` are needed). ``extend_at``: the budgets
+    whose profiles may be extended past an edge (None: all). Returns the number of failed runs."""
     caps = list(design.pop("runs_per_budget", None) or [None])
     if len(caps) not in (1, len(budgets)):
         raise PlanError(f"--runs-per-budget takes 1 value or one per budget ({len(budgets)}), got {len(caps)}")
@@ -82,7 +83,7 @@ def staged_sweep(budgets: list[float], out: Path, train: Trainer, *, extend: int
         centres = sorted({(family_of(r), r["n_active"]) for r in stage})
         print(f"# budget {budget:.3g}: {len(stage)} runs, sizes {centres}", file=log, flush=True)
         failed += train(stage)
-        if not extend:
+        if not extend or (extend_at is not None and budget not in extend_at):
             continue
         more = at(budget, ("extend",))
         if not more:
