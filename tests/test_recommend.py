@@ -80,7 +80,7 @@ def test_candidate_scores(joint_rec):
 def test_moe_vs_dense_compute_multiplier(joint_rec):
     """Dense (E = 1) trained on multiplier x C reaches the best MoE loss at C (independent 1-D minimisation)."""
     m = joint_rec["moe_vs_dense"]
-    assert m["p_moe_better"] == 1.0
+    assert m["p_moe_better"] is None  # a published set has one draw: no posterior, no probability
     multiplier = m["compute_multiplier"]["q50"]
     moe = min(joint_best(1e21, e) for e in (2, 4, 8, 16, 32, 64))
     assert joint_best(1e21 * multiplier, 1) == pytest.approx(moe, abs=1e-6)

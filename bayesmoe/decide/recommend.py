@@ -14,7 +14,9 @@ and each budget, from posterior draws theta_s:
   to a multiple of 128 and to a power of two (the discrete choices are already powers of two): the
   expected regret and P(near-optimal) of that convenient choice.
 - **candidates**: the same numbers for user-given configurations.
-- **moe_vs_dense**: P(best MoE loss < best dense loss) at the budget, the loss gap, and the
+- **moe_vs_dense**: P(best MoE loss < best dense loss) at the budget, each draw's own optima compared as if
+  its parameters were known (None for a published set: one draw, no posterior; the probability that the
+  *recommended* MoE run beats the recommended dense run is :mod:`bayesmoe.decide.configs`'), the loss gap, and the
   compute-equivalent multiplier ``C_dense / C`` where the best dense model reaches the best MoE loss
   (solved per draw by bisection in log compute; > 1 means MoE saves compute). Draws where dense
   cannot match within ``MAX_MULTIPLIER`` are counted in ``p_dense_cannot_match`` and left out of the band.
@@ -39,7 +41,8 @@ BISECTION_STEPS = 50
 HARDWARE_RULES = ("d_multiple_of_128", "d_power_of_2")
 
 
-def _band(values: np.ndarray, prob: float) -> dict:
+def band(values: np.ndarray, prob: float) -> dict:
+    """Central ``prob`` quantiles {q05, q50, q95} (names follow ``prob``) of the finite ``values``; NaN if none."""
     lo = (1 - prob) / 2
     names = (f"q{round(lo * 100):02d}", "q50", f"q{round((1 - lo) * 100):02d}")
     finite = values[np.isfinite(values)]
@@ -221,9 +224,9 @@ def _moe_vs_dense(space: Space, theta: dict, budgets: np.ndarray, prob: float, o
     for b in range(len(budgets)):
         out.append({
             "dense": space.dense,
-            "p_moe_better": float(np.mean(moe[:, b] < dense[:, b])),
-            "loss_dense_minus_moe": _band(dense[:, b] - moe[:, b], prob),
-            "compute_multiplier": _band(multiplier[:, b], prob),
+            "p_moe_better": float(np.mean(moe[:, b] < dense[:, b])) if S > 1 else None,
+            "loss_dense_minus_moe": band(dense[:, b] - moe[:, b], prob),
+            "compute_multiplier": band(multiplier[:, b], prob),
             "p_dense_cannot_match": float(np.mean(unmatched[:, b])),
         })
     return out

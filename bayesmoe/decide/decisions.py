@@ -1,0 +1,266 @@
+"""Decisions a practitioner can act on: trainable configurations, stated conventions, labelled extrapolation.
+
+:func:`decide` adds to each budget of ``bayesmoe optimum`` (SPEC §3 ``recommendations``):
+
+- ``config`` / ``dense_config`` / ``moe_config`` / ``moe_vs_dense``: see :mod:`bayesmoe.decide.configs`;
+- ``extrapolation``: budget / largest fitted compute (None for a published set: its fitted range is the paper's);
+  ``heldout_check``: for a fit with held-out runs, the observed error of the held-out run nearest in that
+  distance; ``warnings``: one sentence per budget past :data:`EXTRAPOLATION_WARN` times the fitted compute;
+
+and returns the ``conventions`` it used once (family, N counts, FLOP model, expansion rate, vocabulary,
+which parameters the bands describe, and where the fitted runs disagree with an assumption).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BayesMoeError
+from .configs import LAWS_WITH_CONFIGS, Evaluator, law_choices, recommend_configs
+from .family import Family, family_from_runs, paper_family, runs_expansions
+
+#: Budgets past this multiple of the largest fitted compute carry an extrapolation warning.
+EXTRAPOLATION_WARN = 100.0
+#: Posterior draws used for the configurations (a seeded subsample beyond this bounds time and memory).
+MAX_DRAWS = 1000
+FAMILIES = ("runs", "paper")
+#: Published expansion rates (routed-expert / dense-FFN parameters) of laws that assume one.
+PAPER_EXPANSION = {"granularity": (64.0, "Krajewski et al. 2024 main fits (Table 1, E = 64)")}
+
+
+def fitted_runs(posterior) -> pd.DataFrame | None:
+    """The runs a fit saw (None for a published coefficient set)."""
+    return getattr(posterior, "runs", None)
+
+
+def choose_family(posterior, name: str | None) -> Family:
+    """``--family``: ``runs`` (default when the fitted runs have ``d_model`` and ``n_layers``) or ``paper``."""
+    runs = fitted_runs(posterior)
+    has_shape = (
+        runs is not None
+        and {"d_model", "n_layers"} <= set(runs.columns)
+        and runs[["d_model", "n_layers"]].notna().all().all()
+    )
+    if name is None:
+        name = "runs" if has_shape else "paper"
+    if name not in FAMILIES:
+        raise BayesMoeError(f"--family must be one of {', '.join(FAMILIES)}, got '{name}'")
+    if name == "runs":
+        if runs is None:
+            raise BayesMoeError(
+                "--family runs needs a FIT (a published coefficient set has no runs); use --family paper"
+            )
+        return family_from_runs(runs)
+    return paper_family(posterior.law.name)
+
+
+def resolve_expansion(posterior, flag: float | None) -> tuple[float | None, str]:
+    """The expansion rate (``n_experts / granularity``) for the granularity law, and where it came from.
+
+    The flag wins (a note records the runs' own rates when they differ); else the fitted MoE runs'
+    single rate; mixed rates are an error asking for ``--expansion``; a published set uses the paper's.
+    Other laws: (None, "").
+    """
+    if posterior.law.name != "granularity":
+        return flag, "--expansion" if flag is not None else ""
+    runs = fitted_runs(posterior)
+    rates = runs_expansions(runs) if runs is not None else np.array([])
+    if flag is not None:
+        if not flag >= 1:
+            raise BayesMoeError(f"--expansion must be >= 1 (routed-expert / dense-FFN parameters), got {flag:g}")
+        seen = f"; the fitted MoE runs use {', '.join(f'{r:g}' for r in rates)}" if rates.size else ""
+        return float(flag), f"--expansion {flag:g}{seen}"
+    if runs is None:
+        value, source = PAPER_EXPANSION["granularity"]
+        return value, source
+    if rates.size == 1:
+        return float(rates[0]), "the fitted MoE runs' n_experts / granularity"
+    if rates.size > 1:
+        raise BayesMoeError(
+            f"the fitted MoE runs mix expansion rates (n_experts / granularity: "
+            f"{', '.join(f'{r:g}' for r in rates)}); pass --expansion E to say which to optimise for"
+        )
+    value, source = PAPER_EXPANSION["granularity"]
+    return value, f"{source}: the fitted runs do not say (no MoE runs with n_experts and granularity); --expansion E"
+
+
+def common_expansion(runs: pd.DataFrame | None) -> float | None:
+    """The most common expansion rate (``n_experts / granularity``) of the MoE runs of ``runs`` (None without any).
+
+    For reports and the demo, which take no ``--expansion``: :func:`decide` states the rate and the runs' mix.
+    """
+    if runs is None or not runs_expansions(runs).size:
+        return None
+    moe = runs[runs["n_experts"].fillna(1) > 1]
+    return float((moe["n_experts"] / moe["granularity"]).round(6).mode().iloc[0])
+
+
+def parameters_note(posterior, group: str | None) -> str:
+    """Which parameters the bands describe (hierarchical fits: population mean, a fitted group or a new group)."""
+    pooled = tuple(getattr(posterior, "pooled", ()) or ())
+    if not hasattr(posterior, "runs"):
+        return "a published coefficient set: one point, no posterior"
+    if not pooled:
+        return "the posterior of the fitted law (no groups)"
+    if group is None:
+        return (
+            f"the population mean (mu) of the pooled parameters {', '.join(pooled)}: a typical group, without the "
+            "between-group spread; --group NEW gives a new group's bands, which include it"
+        )
+    if group in posterior.groups:
+        return f"the fitted group '{group}'"
+    return (
+        f"a new group '{group}' (mu + tau z per draw): the bands include the between-group spread of "
+        f"{', '.join(pooled)}"
+    )
+
+
+def conventions(
+    posterior, family: Family | None, expansion: float | None, expansion_source: str, group: str | None
+) -> dict:
+    """The ``conventions`` object (module doc); ``family`` None where no configurations are searched."""
+    law = posterior.law
+    runs = fitted_runs(posterior)
+    notes = []
+    with_embedding = runs is None or ("n_embedding" in runs.columns and bool((runs["n_embedding"].fillna(0) > 0).any()))
+    if law.name == "joint" and not with_embedding:
+        notes.append(
+            "the fitted runs have no n_embedding, so this fit's N excludes embeddings (the paper's includes "
+            "them); configurations are priced the same way"
+        )
+    prior_set = (getattr(posterior, "meta", {}) or {}).get("prior_set")
+    if prior_set and law.name == "chinchilla":
+        notes.append(
+            f"the priors are centred on {prior_set}, whose N includes embeddings, while this fit's N "
+            "(n_active) excludes them"
+        )
+    if family is not None and family.sources.get("flop_model", "").startswith("closest"):
+        notes.append(f"FLOP model: {family.sources['flop_model']}")
+    out = {
+        "family": None if family is None else family.describe(),
+        "n_counts": law.n_counts,
+        "n_embedding_in_law": bool(with_embedding) if law.name == "joint" else None,
+        "parameters": parameters_note(posterior, group),
+        "loss": "posterior predictive band of one new run's final loss (law mean x fitted observation noise); "
+        "loss_law: the law's mean alone",
+        "dense": _DENSE.get(law.name, "n_experts = 1"),
+        "optimal": "continuous optimum bands: the law's published architecture with real-valued sizes (not trainable)",
+        "notes": notes,
+    }
+    if expansion is not None:
+        out["expansion_rate"] = {"value": expansion, "source": expansion_source}
+    return out
+
+
+_DENSE = {
+    "joint": "n_experts = 1 in the same law (Ê = E_start): a dense SwiGLU FFN of the family's width",
+    "granularity": "the law's dense limit (g term dropped, N = n_total of a dense model): a dense SwiGLU FFN",
+    "chinchilla": "every configuration is dense",
+}
+
+
+def merge(recommendation: dict | None, decision: dict) -> dict:
+    """One ``recommendations[i]``: continuous recommendation plus :func:`decide`'s keys (``moe_vs_dense`` joined)."""
+    out = dict(recommendation or {})
+    for key, value in decision.items():
+        out[key] = {**out[key], **value} if key == "moe_vs_dense" and key in out else value
+    return out
+
+
+def heldout_points(posterior) -> list[tuple[float, float, str]]:
+    """(distance past the fitted compute, |median prediction - observed| in nats, run_id) of each held-out run."""
+    heldout = getattr(posterior, "heldout", None)
+    runs = fitted_runs(posterior)
+    if heldout is None or runs is None or not len(heldout):
+        return []
+    pred = posterior.predict(heldout)
+    distance = heldout["compute"].to_numpy(float) / runs["compute"].max()
+    error = np.abs(pred["q50"].to_numpy(float) - pred["observed"].to_numpy(float))
+    return list(zip(distance.tolist(), error.tolist(), heldout["run_id"].astype(str).tolist()))
+
+
+def decide(
+    posterior,
+    budgets: Sequence[float],
+    *,
+    family: str | None = None,
+    group: str | None = None,
+    expansion: float | None = None,
+    objective: str = "compute",
+    options: dict | None = None,
+    prob: float = 0.9,
+    epsilon: float = 0.005,
+    seed: int = 0,
+) -> tuple[dict, list[dict]]:
+    """(conventions, one dict per budget) for a fit or a published set (module doc).
+
+    Args:
+        posterior: a :class:`~bayesmoe.fit.Fit` or :class:`~bayesmoe.decide.optimum.PointPosterior`.
+        budgets: training FLOPs (B,).
+        family: ``"runs"``, ``"paper"`` or None (runs when the fitted table has d_model and n_layers).
+        group: hierarchical fits: None (population mean), a fitted group or a new label.
+        expansion: the granularity law's expansion rate (None: from the runs, see :func:`resolve_expansion`).
+        options: optimum options (``memory`` bytes, ``experts_max``, ``granularity_max``).
+    """
+    options = options or {}
+    law = posterior.law.name
+    searchable = law in LAWS_WITH_CONFIGS and objective != "inference"
+    fam = choose_family(posterior, family) if searchable else None
+    expansion, source = resolve_expansion(posterior, expansion)
+    conv = conventions(posterior, fam, expansion, source, group)
+    runs = fitted_runs(posterior)
+    largest = float(runs["compute"].max()) if runs is not None else None
+    heldout = heldout_points(posterior)
+    if not searchable:
+        conv["notes"].append(
+            f"no trainable configurations for law '{law}' with --objective {objective} "
+            f"(searched for {', '.join(LAWS_WITH_CONFIGS)} under compute and memory objectives)"
+        )
+        choices = None
+    else:
+        choices = law_choices(
+            law,
+            expansion=expansion,
+            experts_max=float(options.get("experts_max", 64)),
+            granularity_max=float(options.get("granularity_max", 64)),
+        )
+    theta = posterior.draws(group)
+    size = len(next(iter(theta.values())))
+    if size > MAX_DRAWS:
+        rows = np.sort(np.random.default_rng(seed).choice(size, MAX_DRAWS, replace=False))
+        theta = {k: np.asarray(v)[rows] for k, v in theta.items()}
+    likelihood = (getattr(posterior, "meta", {}) or {}).get("likelihood", "student_t")
+    with_embedding = conv["n_embedding_in_law"] is not False
+    ev = Evaluator(posterior.law, theta, with_embedding=with_embedding, likelihood=likelihood)
+    out = []
+    for b, compute in enumerate(np.asarray(budgets, float)):
+        entry: dict = {"compute": float(compute)}
+        if choices is not None:
+            entry.update(
+                recommend_configs(
+                    ev,
+                    fam,
+                    choices,
+                    float(compute),
+                    prob=prob,
+                    epsilon=epsilon,
+                    memory=options.get("memory") if objective == "memory" else None,
+                    seed=seed + b,
+                )
+            )
+        factor = None if largest is None else compute / largest
+        entry["extrapolation"] = factor
+        entry["warnings"] = [entry.pop("edge")] if "edge" in entry else []
+        if factor is not None and factor > EXTRAPOLATION_WARN:
+            entry["warnings"].append(
+                f"extrapolation: {compute:.3g} FLOPs is {factor:.3g}x the largest fitted run "
+                f"({largest:.3g} FLOPs), past {EXTRAPOLATION_WARN:g}x; the bands assume the law holds there"
+            )
+        if heldout and factor is not None:
+            d, err, run = min(heldout, key=lambda h: abs(np.log(h[0]) - np.log(factor)))
+            entry["heldout_check"] = {"run_id": run, "distance": d, "abs_error": err}
+        out.append(entry)
+    return conv, out
