@@ -3,6 +3,7 @@
 One FIT, several FITs (stacking-weighted mixture of their bands, weights from PSIS-LOO stacking), or a
 published coefficient set (``--law LAW --coefficients SET``: one draw, q05 = q50 = q95).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--coefficients", metavar="SET", help="published coefficient set, e.g. granularity:krajewski2024"
     )
-    parser.add_argument("--compute", nargs="+", type=float, required=True, metavar="C", help="training-FLOP budgets")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--compute", nargs="+", type=float, metavar="C", help="training-FLOP budgets")
+    target.add_argument(
+        "--n-active",
+        nargs="+",
+        type=float,
+        metavar="N",
+        help="active sizes (routing law, fixed training length): best expert count per N",
+    )
+    parser.add_argument(
+        "--family",
+        choices=["runs", "paper"],
+        help="architecture family of the trainable configurations: runs (inferred from the fitted runs; default "
+        "when they have d_model and n_layers) or paper (the law's published architecture)",
+    )
     parser.add_argument("--objective", default="compute", choices=["compute", "memory", "inference"])
     parser.add_argument(
         "--memory", type=float, metavar="BYTES", help="memory budget in bytes (weights + KV cache, bf16)"
@@ -43,7 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="G",
         help="largest granularity considered (granularity law; default 256)",
     )
-    parser.add_argument("--expansion", type=float, metavar="E", help="expansion rate (granularity law; default 64)")
+    parser.add_argument(
+        "--expansion",
+        type=float,
+        metavar="E",
+        help="expansion rate n_experts / granularity (granularity law; default: the fitted MoE runs' rate)",
+    )
     parser.add_argument(
         "--epsilon", type=float, default=0.005, help="relative loss tolerance of 'near-optimal' (default 0.005)"
     )
@@ -53,11 +73,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-_OPTIONS = {"memory": "memory", "inference_tokens": "inference_tokens", "kv_tokens": "kv_tokens", "d_model": "d_model",
-            "experts_max": "experts_max", "granularity_max": "granularity_max", "expansion": "expansion"}
+_OPTIONS = {
+    "memory": "memory",
+    "inference_tokens": "inference_tokens",
+    "kv_tokens": "kv_tokens",
+    "d_model": "d_model",
+    "experts_max": "experts_max",
+    "granularity_max": "granularity_max",
+    "expansion": "expansion",
+}
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..decide.decisions import decide, merge, resolve_expansion
     from ..decide.optimum import PointPosterior, mixture, optimum
     from ..decide.recommend import recommend
     from ..errors import BayesMoeError
@@ -77,6 +105,18 @@ def run(args: argparse.Namespace) -> int:
         if args.law:
             raise BayesMoeError("--law goes with --coefficients; a FIT already names its law")
         posteriors = [load_fit(path) for path in args.fits]
+    routing = [p.law.name == "routing" for p in posteriors]
+    if args.n_active is not None:
+        return _by_size(args, posteriors, routing)
+    if any(routing):
+        raise BayesMoeError(
+            "law 'routing' has no data term (every run trains on the same tokens), so a compute budget does not fix "
+            "a configuration: ask --n-active N [N ...] for the best expert count per active size"
+        )
+    if len(posteriors) == 1:
+        expansion, _ = resolve_expansion(posteriors[0], options.get("expansion"))
+        if expansion is not None:
+            options["expansion"] = expansion
     results = [optimum(p, args.compute, objective=args.objective, group=args.group, **options) for p in posteriors]
     if len(posteriors) > 1:
         from ..decide.compare import stacking_weights
@@ -91,10 +131,29 @@ def run(args: argparse.Namespace) -> int:
     if weights is not None:
         out["weights"] = {str(p.path): float(w) for p, w in zip(posteriors, weights)}
     if not args.no_recommend and len(posteriors) == 1:
-        recs = recommend(posteriors[0], args.compute, objective=args.objective, group=args.group, epsilon=args.epsilon,
-                         prob=args.prob, result=result, **options)
-        if recs is not None:
-            out["recommendations"] = recs
+        recs = recommend(
+            posteriors[0],
+            args.compute,
+            objective=args.objective,
+            group=args.group,
+            epsilon=args.epsilon,
+            prob=args.prob,
+            result=result,
+            **options,
+        )
+        conventions, decisions = decide(
+            posteriors[0],
+            args.compute,
+            family=args.family,
+            group=args.group,
+            expansion=args.expansion,
+            objective=args.objective,
+            options=options,
+            prob=args.prob,
+            epsilon=args.epsilon,
+        )
+        out["conventions"] = conventions
+        out["recommendations"] = [merge(rec, d) for rec, d in zip(recs or [None] * len(decisions), decisions)]
     if args.json:
         print_json(out)
         return 0
@@ -102,34 +161,133 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_text(out):
+def _by_size(args: argparse.Namespace, posteriors: list, routing: list[bool]) -> int:
+    """``--n-active``: the routing law's best expert count per active size (SPEC §3)."""
+    from ..decide.decisions import EXTRAPOLATION_WARN, parameters_note
+    from ..decide.experts_by_size import experts_by_size
+    from ..errors import BayesMoeError
+    from .output import print_json
+
+    if not all(routing) or len(posteriors) != 1:
+        raise BayesMoeError(
+            "--n-active N asks the routing law (fixed training length) for the best expert count; "
+            "give one routing FIT or --law routing --coefficients SET, or use --compute C for laws with a data term"
+        )
+    posterior = posteriors[0]
+    out = {
+        "law": "routing",
+        "prob": args.prob,
+        **experts_by_size(posterior.draws(args.group), args.n_active, prob=args.prob),
+        "conventions": {
+            "n_counts": posterior.law.n_counts,
+            "parameters": parameters_note(posterior, args.group),
+            "tokens": "the law has no D term: every configuration trains on the fitted runs' token count",
+        },
+    }
+    runs = getattr(posterior, "runs", None)
+    for row in out["n_active"]:
+        row["extrapolation"] = None if runs is None else row["n_active"] / float(runs["n_active"].max())
+        row["warnings"] = []
+        if row["extrapolation"] is not None and row["extrapolation"] > EXTRAPOLATION_WARN:
+            row["warnings"].append(
+                f"extrapolation: N = {row['n_active']:.3g} is {row['extrapolation']:.3g}x the largest "
+                f"fitted active size, past {EXTRAPOLATION_WARN:g}x"
+            )
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"law routing, central {args.prob:.0%} bands; {out['conventions']['parameters']}")
+    for row in out["n_active"]:
+        print(
+            f"\nN (active) {row['n_active']:.3g}: best n_experts {_fmt(row['best_n_experts'])}"
+            + (f" ({row['extrapolation']:.3g}x the largest fitted N)" if row["extrapolation"] else "")
+        )
+        for warning in row["warnings"]:
+            print(f"  WARNING: {warning}")
+        print(
+            f"  effective parameter multiplier {_fmt(row['effective_multiplier'])}; "
+            f"P(experts help) {row['p_experts_help']:.2f}"
+        )
+        print(f"  loss {_fmt(row['loss'])} vs dense {_fmt(row['loss_dense'])}")
+    print(
+        f"\nexperts stop paying beyond N = {_fmt(out['crossover_n_active'])} "
+        f"(P(a crossover exists) {out['p_crossover']:.2f})"
+    )
+    return 0
+
+
+def _print_text(out: dict) -> None:
     print(f"law {out['law']}, objective {out['objective']}, central {out['prob']:.0%} bands")
     if "weights" in out:
         print("stacking weights: " + ", ".join(f"{k} {v:.3f}" for k, v in out["weights"].items()))
+    conv = out.get("conventions")
+    fam = (conv or {}).get("family")
+    if fam:
+        print(
+            f"family '{fam['name']}': d_model/n_layers {fam['aspect_ratio'][0]:g}-{fam['aspect_ratio'][1]:g} "
+            f"(preferred {fam['preferred_aspect_ratio']:g}), head dim {fam['head_dim']}, vocab {fam['vocab_size']}, "
+            f"seq_len {fam['seq_len']}, FFN {fam['ffn_mult']:g} d_model, FLOPs {fam['flop_model'].split(':')[0]}"
+        )
+    if conv:
+        print(f"N counts: {conv['n_counts']}; parameters: {conv['parameters']}")
+        if "expansion_rate" in conv:
+            print(f"expansion rate {conv['expansion_rate']['value']:g} ({conv['expansion_rate']['source']})")
+        print(f"dense means: {conv['dense']}")
+        for note in conv["notes"]:
+            print(f"note: {note}")
     recs = out.get("recommendations") or [None] * len(out["budgets"])
     for budget, rec in zip(out["budgets"], recs):
-        print(f"\ncompute {budget['compute']:.3g} FLOPs")
-        for name, q in budget["optimal"].items():
-            if name == "d_model_near_optimal":
-                print(f"  {name:<22} lo {_fmt(q['lo'])} | hi {_fmt(q['hi'])}")
-            elif name == "p_near_optimal_d":
-                print(f"  {name:<22} " + ", ".join(f"d={d}: {p:.2f}" for d, p in q.items()))
-            else:
-                print(f"  {name:<22} {_fmt(q)}")
-        if rec and rec.get("bayes"):
-            b = rec["bayes"]
-            keys = [k for k in b if k not in ("expected_loss", "expected_regret", "p_near_optimal")]
-            print("  recommended: " + ", ".join(f"{k} {b[k]:.4g}" for k in keys)
-                  + f" (P within {rec['epsilon']:.1%} of optimal: {b['p_near_optimal']:.2f})")
-            for rule, s in rec["snapped"].items():
+        print(
+            f"\ncompute {budget['compute']:.3g} FLOPs"
+            + (f" ({rec['extrapolation']:.3g}x the largest fitted run)" if rec and rec.get("extrapolation") else "")
+        )
+        for warning in (rec or {}).get("warnings", []):
+            print(f"  WARNING: {warning}")
+        if rec and "config" in rec:
+            for key, label in (("config", "recommended"), ("dense_config", "best dense"), ("moe_config", "best MoE")):
+                if key in rec and (key == "config" or rec[key] != rec["config"]):  # same candidate: same draws
+                    print(f"  {label}: {_config(rec[key])}")
+            if "moe_vs_dense" in rec:
+                m = rec["moe_vs_dense"]
+                p = m.get("p_moe_beats_dense")
                 print(
-                    f"  snapped ({rule}): d_model {s['d_model']:.0f}, expected regret {s['expected_regret']:.4g} nats, "
-                    f"P near-optimal {s['p_near_optimal']:.2f}"
+                    "  P(best MoE run beats best dense run) "
+                    + (f"{p:.2f}" if p is not None else f"- ({m['no_posterior']})")
                 )
-            m = rec["moe_vs_dense"]
-            print(f"  MoE vs dense: P(MoE better) {m['p_moe_better']:.2f}; dense needs "
-                  f"{_fmt(m['compute_multiplier'])} x the compute to match")
+        if rec and "heldout_check" in rec:
+            h = rec["heldout_check"]
+            print(f"  held-out check: run {h['run_id']} at {h['distance']:.3g}x, error {h['abs_error']:.3g} nats")
+        print("  continuous optimum (the law's published architecture, real-valued sizes; not trainable):")
+        for name, q in budget["optimal"].items():
+            if name not in _TEXT_QUANTITIES:
+                continue
+            if name == "d_model_near_optimal":
+                print(f"    {name:<22} lo {_fmt(q['lo'])} | hi {_fmt(q['hi'])}")
+            elif name == "p_near_optimal_d":
+                print(f"    {name:<22} " + ", ".join(f"d={d}: {p:.2f}" for d, p in q.items()))
+            else:
+                print(f"    {name:<22} {_fmt(q)}")
 
 
-def _fmt(q):
+#: Continuous-optimum quantities in the text output (``--json`` has every one).
+_TEXT_QUANTITIES = ("n_active", "n_total", "tokens", "tokens_per_param", "granularity", "n_experts", "top_k",
+                    "activated_experts", "shared_ratio", "d_model", "flops_per_token", "ratio_flops_active",
+                    "ratio_total_active", "effective_params", "loss", "d_model_near_optimal", "p_near_optimal_d")
+
+
+def _config(c: dict) -> str:
+    """One line: the trainable configuration, its tokens and predictive loss band."""
+    moe = (
+        f", {c['n_experts']} experts top-{c['top_k']} (G {c['granularity']}, expert width {c['d_expert']})"
+        if c["n_experts"] > 1
+        else ""
+    )
+    return (
+        f"d_model {c['d_model']}, {c['n_layers']} layers, {c['n_heads']} heads{moe}, {c['tokens']:.3g} tokens; "
+        f"N active {c['n_active']:.3g}, total {c['n_total']:.3g}; loss {_fmt(c['loss'])}; "
+        f"expected regret {c['expected_regret']:.3g} nats"
+    )
+
+
+def _fmt(q: dict) -> str:
     return "  ".join(f"{k} {v:.4g}" if v is not None and v == v else f"{k} -" for k, v in q.items())
