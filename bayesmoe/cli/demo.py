@@ -1,10 +1,12 @@
 """``bayesmoe demo``: the main job on the shipped data, as the commands a user would type.
 
 1. Our own runs (``datasets/trainer_cpu_sweep.csv``, the trainer's CPU sweep): fit the granularity
-   and joint laws, compare them by PSIS-LOO, print the optimum bands at a few budgets, and write a
-   report to ``<out>/demo/``.
-2. Real MoE runs nobody here made (Clark et al. 2022, shipped): the routing law pooled by router,
-   its optimum and effective-parameter bands, and a report to ``<out>/clark2022/``.
+   and joint laws, compare them by PSIS-LOO, print what to train (trainable configurations) at 10x
+   and 30x the largest run, and write a report to ``<out>/demo/``.
+2. Real MoE runs nobody here made (Clark et al. 2022, shipped): the routing law pooled by router, the
+   best expert count by active size and where experts stop paying, and a report to ``<out>/clark2022/``.
+3. Dense runs at scale (Gadre et al. 2024, C4, shipped): the Chinchilla law and what to train at
+   1e21-1e23 FLOPs (posterior in ``<out>/gadre2024/``).
 
 Each step is run through the command line (:func:`.runner.run` with :data:`.commands.COMMANDS`) and
 echoed as the command it is, so the demo doubles as a tutorial. Posterior files go beside the reports (``*.nc``, not
@@ -17,19 +19,36 @@ import shlex
 import time
 from pathlib import Path
 
+from ..decide.decisions import common_expansion
+from ..decide.family import runs_expansions
 from ..errors import BayesMoeError
+from ..runs import load_runs
 from .commands import COMMANDS
 from .runner import run as run_argv
 
 NAME = "demo"
-HELP = "fit the shipped runs (our CPU sweep, Clark et al. 2022), print optimum bands, write reports"
+HELP = "fit the shipped runs (our CPU sweep, Clark et al. 2022, Gadre et al. 2024), say what to train, write reports"
 #: Draws per chain: half the fit default, to keep the demo short with a cold JAX
 #: cache (the committed reports were written with ``--draws 1000``).
 DEMO_DRAWS = 500
-#: Budgets (training FLOPs) at which the demo prints optimum bands for our CPU-scale runs.
-OWN_BUDGETS = ("1e12", "1e13", "1e14")
-#: Budgets for the Clark et al. routing law (their runs: 1e19-1e21 FLOPs).
-CLARK_BUDGETS = ("1e20", "1e21", "1e22")
+#: Multiples of our sweep's largest run at which the demo says what to train (within reach of the data).
+OWN_MULTIPLES = (10, 30)
+#: Budgets for Gadre et al.'s dense runs (theirs reach 6.8e21 FLOPs).
+GADRE_BUDGETS = ("1e21", "1e22", "1e23")
+#: Active sizes for Clark et al.'s routing law (their runs: 1.6e7-1.3e9 active parameters) and beyond.
+CLARK_SIZES = ("1.5e7", "1.3e8", "1.3e9", "1e10", "1e11")
+#: The router whose best expert counts the demo prints (a fitted group of the pooled fit).
+CLARK_ROUTER = "S-Base"
+
+
+def own_decisions() -> tuple[list[str], list[str]]:
+    """Budgets (10x and 30x the largest run of our sweep) and, where the MoE runs mix expansion rates,
+    ``--expansion`` with their most common rate (the output states the mix), as command-line words."""
+    runs = load_runs("dataset:trainer_cpu_sweep")
+    budgets = [f"{m * float(runs['compute'].max()):.2g}".replace("e+", "e") for m in OWN_MULTIPLES]
+    rates = runs_expansions(runs)
+    expansion = ["--expansion", f"{common_expansion(runs):g}"] if rates.size > 1 else []
+    return budgets, expansion
 
 
 def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
@@ -37,6 +56,8 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
     own, clark = out / "demo", out / "clark2022"
     mcmc = ["--chains", "4", "--warmup", str(warmup), "--draws", str(draws)]
     gran, joint, routing = str(own / "granularity.nc"), str(own / "joint.nc"), str(clark / "routing.nc")
+    gadre = str(out / "gadre2024" / "chinchilla.nc")
+    budgets, expansion = own_decisions()
     return [
         ("Our own runs: the trainer's CPU sweep", ["datasets"]),
         (
@@ -48,8 +69,14 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
             ["fit", "dataset:trainer_cpu_sweep", "--law", "joint", "--out", joint, *mcmc],
         ),
         ("Which law predicts held-out runs better (PSIS-LOO, stacking weights)", ["compare", gran, joint]),
-        ("Compute-optimal configuration, joint law (90% bands)", ["optimum", joint, "--compute", *OWN_BUDGETS]),
-        ("Compute-optimal configuration, granularity law (90% bands)", ["optimum", gran, "--compute", *OWN_BUDGETS]),
+        (
+            "What to train at 10x and 30x our largest run: joint law (trainable configurations, 90% bands)",
+            ["optimum", joint, "--compute", *budgets],
+        ),
+        (
+            "The same with the granularity law",
+            ["optimum", gran, "--compute", *budgets, *expansion],
+        ),
         ("Report on our runs", ["report", gran, joint, "--out", str(own)]),
         (
             "Real MoE runs: Clark et al. 2022, routing law pooled by router",
@@ -68,17 +95,26 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
             ],
         ),
         (
-            "Best expert count and effective parameter count at larger budgets",
-            ["optimum", routing, "--compute", *CLARK_BUDGETS],
+            f"Best expert count by active size for the {CLARK_ROUTER} router, and where experts stop paying",
+            ["optimum", routing, "--n-active", *CLARK_SIZES, "--group", CLARK_ROUTER],
         ),
         ("Report on the Clark runs", ["report", routing, "--out", str(clark)]),
+        (
+            "Dense runs at scale: Gadre et al. 2024 (trained and evaluated on C4), Chinchilla law",
+            ["fit", "dataset:gadre2024_overtraining", "--law", "chinchilla", "--where", "group == 'c4_original'",
+             "--out", gadre, *mcmc],
+        ),
+        (
+            "What to train at 1e21-1e23 FLOPs (trainable dense configurations)",
+            ["optimum", gadre, "--compute", *GADRE_BUDGETS],
+        ),
     ]
 
 
 def run_demo(out: str | Path = "reports", *, draws: int = DEMO_DRAWS, warmup: int = 500) -> int:
     """Run every step; stop at the first that fails (its error is already printed). Returns the exit status."""
     out = Path(out)
-    for folder in (out / "demo", out / "clark2022"):
+    for folder in (out / "demo", out / "clark2022", out / "gadre2024"):
         folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for number, (title, argv) in enumerate(steps(out, draws, warmup), 1):

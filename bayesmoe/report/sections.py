@@ -17,9 +17,9 @@ import pandas as pd
 from scipy import stats
 
 from ..decide.compare import compare
+from ..decide.decisions import common_expansion, decide
 from ..decide.design import DesignResult
 from ..decide.optimum import optimum
-from ..decide.recommend import recommend
 from ..errors import BayesMoeError
 from ..inference import Fit, arviz_io
 from ..model.numpyro_model import SIGMA_PRIOR_SD, STUDENT_T_NU
@@ -73,6 +73,10 @@ class Thinned:
 
     def draws(self, group: str | None = None, *, seed: int = 0) -> dict[str, np.ndarray]:
         return {k: v[self.index] for k, v in self.fit.draws(group, seed=seed).items()}
+
+    def __getattr__(self, name: str):
+        """Everything but the draws (runs, meta, groups, held-out runs, predict) is the fit's."""
+        return getattr(self.fit, name)
 
 
 def _all_runs(fit: Fit) -> pd.DataFrame:
@@ -382,9 +386,11 @@ def decisions_section(view: FitView) -> Section:
         min(runs["compute"].min(), table_budgets.min()), max(runs["compute"].max(), table_budgets.max()) * 10, 25
     )
     posterior = view.thinned()
+    expansion = common_expansion(runs) if fit.law.name == "granularity" else None
+    options = {"expansion": expansion} if expansion else {}
     try:
-        curve = optimum(posterior, wide)
-        at = optimum(posterior, table_budgets)
+        curve = optimum(posterior, wide, **options)
+        at = optimum(posterior, table_budgets, **options)
     except BayesMoeError as exc:
         body = (f'<p class="note">No decisions for this fit: {esc(exc)}. The scaling picture above still shows the '
                 "loss at every size and budget.</p>")
@@ -418,9 +424,10 @@ def decisions_section(view: FitView) -> Section:
         if k in at.draws and k in keep
     }
     view.facts["recommendation"] = (first, headline)
-    body_decision = _bayes_decision_table(posterior, table_budgets, at)
+    body_decision = _trainable_table(posterior, table_budgets)
     body = (
-        "<p>Recommended configurations: median and 90% interval <code>median [q05, q95]</code> of each optimal "
+        "<p>Continuous optimum (the law's published architecture, real-valued sizes; not a trainable "
+        "configuration): median and 90% interval <code>median [q05, q95]</code> of each optimal "
         "quantity (K, M, B, T: thousand, million, billion, trillion). Extrapolation beyond the fitted runs "
         "widens the intervals; trust the width, not only the median.</p>"
         + table(recommended, index=True)
@@ -430,46 +437,47 @@ def decisions_section(view: FitView) -> Section:
     return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
 
 
-def _bayes_decision_table(posterior, budgets: np.ndarray, at) -> str:
-    """HTML of :func:`bayesmoe.decide.recommend.recommend` per budget (empty when the law has no design space)."""
+def _trainable_table(posterior, budgets: np.ndarray) -> str:
+    """HTML: the trainable configuration per budget (:func:`bayesmoe.decide.decisions.decide`), its conventions,
+    extrapolation factor and warnings; a note when the law has none."""
+    expansion = common_expansion(posterior.runs) if posterior.law.name == "granularity" else None
     try:
-        rows = recommend(posterior, budgets, result=at, epsilon=NEAR_OPTIMAL)
-    except BayesMoeError:
-        return ""
-    if not rows:
-        return ""
-    out = []
+        conv, rows = decide(posterior, budgets, expansion=expansion, epsilon=NEAR_OPTIMAL)
+    except BayesMoeError as exc:
+        return f'<p class="note">No trainable configurations: {esc(exc)}.</p>'
+    out, warned = [], []
     for row in rows:
-        if not row.get("feasible", True):
+        warned += row["warnings"]
+        if "config" not in row:
             continue
-        bayes = row["bayes"]
-        size, choice = list(bayes)[:2]
-        snapped = row["snapped"].get("d_multiple_of_128", {})
-        near = "; ".join(
-            f"{choice} {n[choice]:g}: {human(n[size]['lo'])} - {human(n[size]['hi'])}" for n in row["near_optimal"]
-        )
-        out.append(
-            {
-                "compute (FLOPs)": fmt(row["compute"], 3),
-                size: human(bayes[size]),
-                choice: fmt(bayes[choice]),
-                "P(near-optimal)": f"{bayes['p_near_optimal']:.0%}",
-                "expected regret (nats)": f"{bayes['expected_regret']:.4f}",
-                f"{size} rounded to 128": (
-                    f"{human(snapped.get(size, np.nan))} (P {snapped.get('p_near_optimal', np.nan):.0%})"
-                ),
-                f"near-optimal {size} per {choice}": near or "-",
-            }
-        )
+        c = row["config"]
+        moe = f"{c['n_experts']} experts, top-{c['top_k']}, G {c['granularity']}" if c["n_experts"] > 1 else "dense"
+        versus = row.get("moe_vs_dense", {}).get("p_moe_beats_dense")
+        out.append({
+            "compute (FLOPs)": fmt(row["compute"], 3), "x largest run": fmt(row["extrapolation"], 3),
+            "layers x d_model (heads)": f"{c['n_layers']} x {c['d_model']} ({c['n_heads']})", "experts": moe,
+            "tokens": f"{c['tokens']:.3g}", "N active / total": f"{c['n_active']:.3g} / {c['n_total']:.3g}",
+            "loss [90%]": f"{c['loss']['q50']:.3f} [{c['loss']['q05']:.3f}, {c['loss']['q95']:.3f}]",
+            "expected regret (nats)": f"{c['expected_regret']:.4f}",
+            "P(MoE run beats dense run)": "-" if versus is None else f"{versus:.2f}",
+        })
     if not out:
-        return ""
-    return (
-        "<h3>Bayes decision</h3><p>The single configuration with the least expected loss over the posterior, the "
-        f"probability that it is within {NEAR_OPTIMAL:.1%} of each draw's optimum, and the ranges whose "
-        "expected regret "
-        "stays within that tolerance (from <code>bayesmoe.recommend</code>).</p>"
-        + table(pd.DataFrame(out).set_index("compute (FLOPs)"))
-    )
+        return "".join(f'<p class="note">{esc(n)}</p>' for n in conv["notes"])
+    fam = conv["family"]
+    if "expansion_rate" in conv:
+        conv["expansion_rate"]["source"] = conv["expansion_rate"]["source"].replace(
+            "--expansion", "the most common rate of the fitted MoE runs:", 1)
+    notes = conv["notes"] + ([f"expansion rate {conv['expansion_rate']['value']:g}: {conv['expansion_rate']['source']}"]
+                             if "expansion_rate" in conv else [])
+    lo, hi = fam["aspect_ratio"]
+    return ("<h3>Trainable configurations</h3><p>What to train: the integer configuration with the least expected "
+            f"loss in the family '{esc(fam['name'])}' (d_model / n_layers {lo:g}-{hi:g}, head dimension "
+            f"{fam['head_dim']}, vocabulary {fam['vocab_size']}, FLOPs {esc(fam['flop_model'])}); loss: the "
+            "posterior predictive band of one run; regret against each draw's continuous optimum in the family. "
+            f"Dense means {esc(conv['dense'])}. Bands describe {esc(conv['parameters'])}.</p>"
+            + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
+            + "".join(f'<p class="note"><b>Warning:</b> {esc(w)}</p>' for w in dict.fromkeys(warned))
+            + table(pd.DataFrame(out).set_index("compute (FLOPs)")))
 
 
 # -- 7. comparison -------------------------------------------------------------------------------------
