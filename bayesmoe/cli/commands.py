@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import compare, datasets, design, fit, laws, optimum, predict, report, summary
+from . import compare, datasets, design, fit, laws, optimum, predict, report, summary, validate
 
 COMMANDS: dict[str, ModuleType] = {
-    module.NAME: module for module in (laws, datasets, fit, summary, predict, optimum, compare, design, report)
+    module.NAME: module
+    for module in (laws, datasets, fit, summary, validate, predict, optimum, compare, design, report)
 }

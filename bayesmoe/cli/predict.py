@@ -12,6 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", metavar="RUNS", help="runs table; `loss` optional (compared when present)")
     parser.add_argument("--prob", type=float, default=0.9, help="central interval probability (default 0.9)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-discrepancy", action="store_true",
+                        help="law-only intervals: leave out the model-discrepancy term learned by `bayesmoe validate`")
     parser.add_argument(
         "--effective-params",
         action="store_true",
@@ -24,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from .output import print_json
 
     fit = load_fit(args.fit)
-    table = fit.predict(args.runs, prob=args.prob)
+    table = fit.predict(args.runs, prob=args.prob, discrepancy=not args.no_discrepancy)
     qcols = [c for c in table.columns if c.startswith("q")]
     epc = None
     if args.effective_params:

@@ -64,6 +64,11 @@ def metadata(idata: az.InferenceData) -> dict:
     return json.loads(idata.posterior.attrs[META_KEY])
 
 
+def set_metadata(idata: az.InferenceData, meta: dict) -> None:
+    """Replace the metadata stored in ``idata`` (in place; saved with it)."""
+    idata.posterior.attrs[META_KEY] = json.dumps(meta, sort_keys=True)
+
+
 def runs_table(idata: az.InferenceData, heldout: bool = False) -> pd.DataFrame | None:
     name = "predictions_constant_data" if heldout else "constant_data"
     if name not in idata.groups():

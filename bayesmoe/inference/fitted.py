@@ -19,6 +19,7 @@ from ..model import STUDENT_T_NU, law_from_meta
 from ..runs import validate_runs
 from . import arviz_io
 from .arviz_io import az
+from .discrepancy import Discrepancy
 
 #: Diagnostic thresholds behind the warnings.
 RHAT_MAX = 1.01
@@ -175,8 +176,24 @@ class Fit:
             return 0.0
         return float(np.mean(stats["n_steps"].values >= 2 ** int(depth) - 1))
 
+    def update_meta(self, **entries) -> None:
+        """Add or replace metadata entries (kept in :attr:`idata`, so :meth:`save` writes them)."""
+        self.meta.update(entries)
+        arviz_io.set_metadata(self.idata, self.meta)
+
+    @property
+    def discrepancy(self) -> Discrepancy | None:
+        """The model-discrepancy term learned by ``bayesmoe validate`` (None until then)."""
+        return Discrepancy.from_meta(self.meta.get("discrepancy"))
+
     def predict(
-        self, runs: str | os.PathLike | pd.DataFrame, *, prob: float = 0.9, seed: int = 0, noise: bool = True
+        self,
+        runs: str | os.PathLike | pd.DataFrame,
+        *,
+        prob: float = 0.9,
+        seed: int = 0,
+        noise: bool = True,
+        discrepancy: bool = True,
     ) -> pd.DataFrame:
         """Predictive loss for each run of ``runs`` (a runs table; ``loss`` not needed).
 
@@ -184,24 +201,16 @@ class Fit:
         ``mean`` (of the predictive loss), and ``observed`` where ``loss`` is present. With
         ``noise=False`` the band is for the law's mean loss, without observation noise.
         Hierarchical fits use each run's group; unseen or missing groups are predicted as a new group.
+        With ``discrepancy`` (default) and a learned :attr:`discrepancy`, the law's own error, growing
+        with the run's distance past the fitted runs (:mod:`bayesmoe.inference.discrepancy`), widens the
+        band; ``discrepancy=False`` gives the law-only band.
         """
         if not 0 < prob < 1:
             raise BayesMoeError(f"--prob must be between 0 and 1, got {prob}")
         frame = validate_runs(
             runs, required=self.law.required_columns, law=self.law.name, require_loss=False, what="runs to predict"
         )
-        log_mean = self.log_mean(frame, seed=seed)
-        if noise:
-            draws = self.draws()
-            rng = np.random.default_rng(seed + 1)
-            shape = log_mean.shape
-            eps = (
-                rng.standard_t(STUDENT_T_NU, shape)
-                if self.meta["likelihood"] == "student_t"
-                else rng.standard_normal(shape)
-            )
-            log_mean = log_mean + draws["sigma"][:, None] * eps
-        loss = np.exp(log_mean)
+        loss = np.exp(self.predictive_log_loss(frame, seed=seed, noise=noise, discrepancy=discrepancy))
         lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
         q = np.quantile(loss, [lo, 0.5, hi], axis=0)
         out = pd.DataFrame(
@@ -211,6 +220,27 @@ class Fit:
         if "loss" in frame.columns and frame["loss"].notna().all():
             out["observed"] = frame["loss"].to_numpy(float)
         return out
+
+    def predictive_log_loss(
+        self, frame: pd.DataFrame, *, seed: int = 0, noise: bool = True, discrepancy: bool = True
+    ) -> np.ndarray:
+        """Posterior-predictive draws of log loss at each run of a validated runs table: shape (S, n).
+
+        ``noise`` adds the per-run scatter (``sigma``, Student-t or Normal as fitted); ``discrepancy``
+        adds the learned model-discrepancy term where there is one (see :meth:`predict`).
+        """
+        log_loss = self.log_mean(frame, seed=seed)
+        if noise:
+            sigma = self.draws()["sigma"][:, None]
+            rng = np.random.default_rng(seed + 1)
+            student_t = self.meta["likelihood"] == "student_t"
+            eps = rng.standard_t(STUDENT_T_NU, log_loss.shape) if student_t else rng.standard_normal(log_loss.shape)
+            log_loss = log_loss + sigma * eps
+        term = self.discrepancy if discrepancy else None
+        if term is not None:
+            rng = np.random.default_rng(seed + 2)
+            log_loss = log_loss + term.sd(frame)[None, :] * rng.standard_normal(log_loss.shape)
+        return log_loss
 
     @float64
     def log_mean(self, runs: pd.DataFrame, *, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,97 @@
+"""Model discrepancy: the error of the law's *form*, growing with the distance past the fitted runs.
+
+A fit's posterior predictive treats the law as exact: its only noise is the per-run scatter ``sigma``.
+Runs past the fitted range also carry the law's own error, which grows with how far they lie beyond the
+data. The discrepancy term adds, on log loss, a zero-mean Normal whose sd grows linearly with that
+distance:
+
+    sd(d) = s0 + s1 * d,      d = max(0, ln(scale / reference))
+
+``scale`` is a run's ``compute`` (FLOPs) for laws with a data term, or ``n_active`` where the training
+length is fixed (the routing law, or a fit whose token count was constant); ``reference`` is the
+largest scale of the fitted runs. ``s0`` (log-loss units) and ``s1`` (log-loss units per unit of
+``ln`` distance) are learned from forward-chaining errors (:mod:`bayesmoe.decide.validate`): for held-out
+run i with observed log loss y_i, law-only predictive draws of mean m_i and sd v_i, and distance d_i,
+
+    y_i - m_i ~ Normal(0, sqrt(v_i^2 + sd(d_i)^2)),      s0, s1 ~ HalfNormal(PRIOR_SD)
+
+and the posterior mode of (s0, s1) on their natural scale is kept: 0 where the errors need no term
+(a two-parameter fit from a few dozen errors; the prior keeps it small when they hardly do).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+#: HalfNormal prior sd of s0 and s1 (log-loss units; 0.02 is about 2% of the loss).
+PRIOR_SD = 0.02
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    """A learned discrepancy term (module docstring).
+
+    Attributes:
+        s0: sd on log loss at the edge of the fitted runs (log-loss units).
+        s1: growth of the sd per unit of ``ln(scale / reference)``.
+        scale_column: ``"compute"`` or ``"n_active"``: what the distance is measured in.
+        reference: the largest ``scale_column`` value among the fitted runs.
+        n_errors: how many forward-chaining errors it was learned from.
+    """
+
+    s0: float
+    s1: float
+    scale_column: str
+    reference: float
+    n_errors: int
+
+    def distance(self, frame: pd.DataFrame) -> np.ndarray:
+        """``max(0, ln(scale / reference))`` per run of ``frame``, shape (n,)."""
+        return past_fitted(frame[self.scale_column].to_numpy(float), self.reference)
+
+    def sd(self, frame: pd.DataFrame) -> np.ndarray:
+        """Discrepancy sd on log loss per run of ``frame``, shape (n,)."""
+        return self.s0 + self.s1 * self.distance(frame)
+
+    def as_meta(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_meta(cls, meta: dict | None) -> Discrepancy | None:
+        return None if not meta else cls(**meta)
+
+
+def past_fitted(scale: np.ndarray, reference: float) -> np.ndarray:
+    """``max(0, ln(scale / reference))``: how far past the fitted runs each scale lies (0 inside)."""
+    return np.maximum(0.0, np.log(np.asarray(scale, dtype=float) / float(reference)))
+
+
+def learn(errors: np.ndarray, law_sd: np.ndarray, distance: np.ndarray) -> tuple[float, float]:
+    """Posterior mode of (s0, s1) from forward-chaining errors (module docstring).
+
+    Args:
+        errors: observed minus predicted log loss per held-out run, shape (m,).
+        law_sd: the law-only predictive sd of log loss per run (noise included), shape (m,).
+        distance: ``ln`` distance past the data each run was predicted at (>= 0), shape (m,).
+
+    Returns:
+        (s0, s1), both >= 0.
+    """
+    errors, law_sd, distance = (np.asarray(a, dtype=float) for a in (errors, law_sd, distance))
+    if not (errors.shape == law_sd.shape == distance.shape) or errors.size == 0:
+        raise ValueError("errors, law_sd and distance must be non-empty arrays of one shape")
+
+    def negative_log_posterior(s: np.ndarray) -> float:
+        total = np.sqrt(law_sd**2 + (s[0] + s[1] * distance) ** 2)
+        return -float(stats.norm.logpdf(errors, 0.0, total).sum() + stats.halfnorm.logpdf(s, scale=PRIOR_SD).sum())
+
+    best = min(
+        (optimize.minimize(negative_log_posterior, np.array(start), method="L-BFGS-B", bounds=[(0, None), (0, None)])
+         for start in ([PRIOR_SD / 4, PRIOR_SD / 4], [PRIOR_SD, 0.0], [0.0, PRIOR_SD])),
+        key=lambda r: r.fun,
+    )
+    s0, s1 = best.x
+    return float(s0), float(s1)

@@ -1,0 +1,107 @@
+"""Forward-chaining validation and the model-discrepancy term (issue 20)."""
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesmoe
+from bayesmoe.decide import validate as validation
+from bayesmoe.inference.discrepancy import Discrepancy, learn, past_fitted
+
+
+def test_levels_follow_isoflop_budgets():
+    budgets = np.repeat([1e11, 3e11, 1e12, 3e12], 4) * np.tile([0.97, 1.0, 1.02, 1.04], 4)
+    level = validation.scale_levels(budgets)
+    assert level.tolist() == np.repeat([0, 1, 2, 3], 4).tolist()
+
+
+def test_continuous_scale_is_cut_into_bins_and_small_top_levels_merge():
+    scale = 10 ** np.linspace(18, 20, 41)  # 2 decades, no gaps -> bins of 0.25 dex
+    level = validation.scale_levels(scale)
+    assert level.max() + 1 == 8
+    assert np.all(np.diff(level) >= 0)
+    assert level[-1] == level[-2] == level[-3]  # the top (a single run at 1e20) is merged down
+
+
+def test_learn_recovers_a_known_discrepancy():
+    rng = np.random.default_rng(0)
+    distance = rng.uniform(0, 3, 600)
+    law_sd = np.full(600, 0.003)
+    s0, s1 = 0.004, 0.01
+    errors = rng.normal(0, np.sqrt(law_sd**2 + (s0 + s1 * distance) ** 2))
+    est0, est1 = learn(errors, law_sd, distance)
+    assert est0 == pytest.approx(s0, rel=0.35, abs=0.0015)
+    assert est1 == pytest.approx(s1, rel=0.2)
+
+
+def test_learn_finds_no_discrepancy_when_the_law_sd_explains_the_errors():
+    rng = np.random.default_rng(1)
+    distance = rng.uniform(0, 3, 400)
+    law_sd = np.full(400, 0.01)
+    est0, est1 = learn(rng.normal(0, law_sd), law_sd, distance)
+    widened = np.sqrt(0.01**2 + (est0 + 3 * est1) ** 2)
+    assert widened < 1.2 * 0.01  # at d = 3 the predictive sd grows by less than 20% (a real term of 0.01: 41%)
+
+
+def test_past_fitted_is_zero_inside_and_log_ratio_outside():
+    assert past_fitted(np.array([1e20, 1e21, np.e * 1e21]), 1e21).tolist() == pytest.approx([0, 0, 1])
+
+
+@pytest.fixture(scope="module")
+def misspecified_fit():
+    """Chinchilla fitted to runs whose true loss bends below the law past 3e18 FLOPs (a form error).
+
+    Laplace fits: these tests check the validation logic, not the sampler, and must stay quick."""
+    rng = np.random.default_rng(3)
+    budgets = np.repeat(10.0 ** np.arange(17, 21.5, 0.5), 8)
+    n = 10 ** rng.uniform(-0.6, 0.6, len(budgets)) * np.sqrt(budgets / 120)
+    runs = pd.DataFrame({"n_active": n, "tokens": budgets / (6 * n), "compute": budgets})
+    values = {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}
+    runs = bayesmoe.simulate_runs("chinchilla", values, len(runs), design=runs, noise=0.004, seed=3)
+    runs["loss"] *= np.exp(-0.01 * np.maximum(0, np.log10(budgets) - 18.5) ** 2)  # a bend the law cannot follow
+    return bayesmoe.fit(runs, law="chinchilla", holdout_top_compute=8, seed=0, method="laplace")
+
+
+def test_forward_chaining_learns_a_growing_discrepancy_that_restores_coverage(misspecified_fit, monkeypatch, tmp_path):
+    monkeypatch.setattr(validation, "REFIT_METHOD", "laplace")
+    result = validation.validate(misspecified_fit, steps=3)
+    assert result.scale_column == "compute"
+    assert len(result.refits) == 3 and set(result.errors["ahead"]) == {1, 2}
+    assert (result.errors["distance"] > 0).all()
+    term = result.discrepancy
+    assert term is not None and term.s1 > 0.003  # grows with distance
+    scores = validation.calibration(misspecified_fit)
+    assert scores["law_only"]["coverage"] <= 0.5  # the law alone is overconfident past the bend
+    assert scores["with_discrepancy"]["coverage"] >= 0.6
+    path = misspecified_fit.save(tmp_path / "fit.nc")
+    assert bayesmoe.load_fit(path).discrepancy == term
+
+
+def test_discrepancy_widens_predictions_with_distance_only(misspecified_fit, tmp_path):
+    fitted = bayesmoe.load_fit(misspecified_fit.save(tmp_path / "copy.nc"))
+    top = float(fitted.runs["compute"].max())
+    runs = pd.DataFrame({"n_active": [3e8, 3e9], "tokens": [top / 1.8e9, 100 * top / 1.8e10]})
+    runs["compute"] = 6 * runs["n_active"] * runs["tokens"]
+    fitted.update_meta(discrepancy=Discrepancy(0.0, 0.02, "compute", top, 10).as_meta())
+    law_only = fitted.predict(runs, discrepancy=False)
+    widened = fitted.predict(runs)
+    width = lambda t: (t["q95"] - t["q05"]).to_numpy()  # noqa: E731
+    assert width(widened)[0] == pytest.approx(width(law_only)[0], rel=0.1)  # at the edge: s0 = 0
+    assert width(widened)[1] > 2 * width(law_only)[1]  # 100x past: sd 0.02 x ln(100) = 0.09
+
+
+def test_validate_cli_refuses_runs_at_one_scale(tmp_path):
+    runs = bayesmoe.simulate_runs("chinchilla", {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}, 12,
+                                  seed=0)
+    runs["tokens"] = 1e21 / (6 * runs["n_active"])
+    runs["compute"] = 1e21
+    fitted = bayesmoe.fit(runs, law="chinchilla", method="laplace", seed=0)
+    path = fitted.save(tmp_path / "one.nc")
+    before = path.read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "bayesmoe.cli.main", "validate", str(path)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error:") and "2 or more scales" in proc.stderr and "Traceback" not in proc.stderr
+    assert path.read_bytes() == before
