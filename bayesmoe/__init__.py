@@ -28,7 +28,7 @@ from .decide.optimum import optimum
 from .decide.recommend import recommend
 from .errors import BayesMoeError
 from .inference import Fit, FitWarning, fit, load_fit
-from .laws import all_laws, get_law, law_names
+from .laws import all_laws, get_law, law_names, register_law
 from .model import simulate as simulate
 from .model import simulate_runs
 from .report import report
@@ -37,5 +37,6 @@ from .runs import datasets, load_runs
 __version__ = "0.1.0"
 __all__ = [
     "BayesMoeError", "Fit", "FitWarning", "all_laws", "compare", "configure", "datasets", "design", "fit", "get_law",
-    "holdout", "law_names", "load_fit", "load_runs", "optimum", "recommend", "report", "simulate", "simulate_runs",
+    "holdout", "law_names", "load_fit", "load_runs", "optimum", "recommend", "register_law", "report", "simulate",
+    "simulate_runs",
 ]

@@ -18,8 +18,9 @@ import pandas as pd
 
 from ..config import float64
 from ..errors import BayesMoeError
-from ..laws import Law, get_law
-from ..model import ModelSpec, Prior, build_model, centred_priors, default_pooled, default_priors, model_data, prepare
+from ..laws import Law, get_law, register_law
+from ..model import Prior, build_model, model_data
+from ..model.specify import check_enough_runs, specify
 from ..runs import load_runs, split_top_compute
 from . import arviz_io
 from .draws import Draws, Settings, to_idata
@@ -31,13 +32,6 @@ from .nuts import run_nuts
 
 #: inference methods: NUTS, or the Laplace approximation at the mode.
 METHODS = ("nuts", "laplace")
-
-
-def _group_index(frame: pd.DataFrame, column: str | None, groups: tuple[str, ...]) -> np.ndarray:
-    if not column:
-        return np.zeros(len(frame), dtype=np.int32)
-    position = {g: i for i, g in enumerate(groups)}
-    return np.array([position.get(g, -1) for g in frame[column].astype(str)], dtype=np.int32)
 
 
 @float64
@@ -64,7 +58,8 @@ def fit(
 
     Args:
         runs: path to a CSV/Parquet runs table (docs/runs-table.md) or a DataFrame.
-        law: law id (``bayesmoe.laws.law_names()``) or a :class:`Law`.
+        law: law id (``bayesmoe.laws.law_names()``) or a :class:`Law` (a law of your own is registered
+            for the session, :func:`bayesmoe.register_law`; register it again before loading its saved fit).
         group: column whose values define groups for partial pooling (e.g. ``"group"``); None = no pooling.
         pool: parameters pooled across groups in addition to the level terms (e.g. ``("alpha",)``).
         prior: None (the law's defaults), a published set name (``"chinchilla:besiroglu2024"``: priors
@@ -81,7 +76,7 @@ def fit(
         A :class:`Fit`. Emits :class:`FitWarning` when R-hat > 1.01, bulk ESS < 100 per chain, or
         there were divergent transitions.
     """
-    law = get_law(law)
+    law = register_law(law) if isinstance(law, Law) else get_law(law)
     for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
         if int(value) < 1:
             raise BayesMoeError(f"--{name} must be a positive integer, got {value}")
@@ -92,26 +87,14 @@ def fit(
     heldout = None
     if holdout_top_compute:
         frame, heldout = split_top_compute(frame, holdout_top_compute)
-    groups: tuple[str, ...] = ()
-    if group and group not in frame.columns:
-        raise BayesMoeError(f"--group column '{group}' is not in the runs table; columns: {', '.join(frame.columns)}")
-    law, shared, reduction = prepare(law, frame, group=group, prior=prior)  # rows in no group
-    if group:
-        groups = tuple(sorted(frame.loc[~shared, group].astype(str).unique()))
-        if len(groups) < 2:
-            raise BayesMoeError(
-                f"--group column '{group}' has a single value {groups[0]!r}; partial pooling needs at least 2 groups"
-            )
-    if isinstance(prior, str):
-        priors, prior_set = centred_priors(law, prior), law.coefficient_set(prior).name
-    else:
-        priors, prior_set = {**default_priors(law), **(prior or {})}, None
-    pooled = tuple(dict.fromkeys([*default_pooled(law), *pool])) if groups else ()
-    spec = ModelSpec(law=law, priors=priors, likelihood=likelihood, groups=groups, pooled=pooled)
+    check_enough_runs(law, frame, source)
+    specified = specify(law, frame, group=group, pool=pool, prior=prior, likelihood=likelihood)
+    spec, reduction, prior_set = specified.spec, specified.reduction, specified.prior_set
+    law, groups, pooled = spec.law, spec.groups, spec.pooled
     settings = Settings(chains=int(chains), warmup=int(warmup), draws=int(draws), seed=int(seed),
                         target_accept=float(target_accept), progress_bar=progress_bar)
 
-    kwargs = model_data(law, frame, group_index=_group_index(frame, group, groups))
+    kwargs = model_data(law, frame, group_index=specified.group_index)
     if method not in METHODS:
         raise BayesMoeError(f"--method must be one of {', '.join(METHODS)}, got '{method}'")
     start = time.perf_counter()
