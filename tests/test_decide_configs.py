@@ -242,3 +242,19 @@ def test_heldout_check_reports_the_nearest_held_out_distance():
     check = entry["heldout_check"]
     assert check["distance"] == pytest.approx(distances[1]) and check["abs_error"] == pytest.approx(0.02)
     assert check["run_id"] == fit.heldout["run_id"].iloc[1]
+
+
+def test_discrepancy_widens_the_loss_band_of_a_far_budget():
+    from bayesmoe.inference.discrepancy import Discrepancy
+
+    fit = JitteredFit(JOINT, SWEEP)
+    largest = SWEEP["compute"].max()
+    fit.discrepancy = Discrepancy(s0=0.01, s1=0.05, scale_column="compute", reference=largest, n_errors=6)
+    conv, (wide,) = decide(fit, [100 * largest])
+    conv_off, (narrow,) = decide(fit, [100 * largest], discrepancy=False)
+    assert "included" in conv["discrepancy"] and "left out" in conv_off["discrepancy"]
+    spread = {k: r["config"]["loss"]["q95"] - r["config"]["loss"]["q05"] for k, r in (("on", wide), ("off", narrow))}
+    sd = 0.01 + 0.05 * np.log(100.0)  # on log loss, against sigma = 0.01
+    assert spread["on"] > 3 * spread["off"]
+    assert spread["on"] == pytest.approx(2 * 1.645 * sd * wide["config"]["loss"]["q50"], rel=0.25)
+    assert wide["config"]["loss_law"] == narrow["config"]["loss_law"]

@@ -70,6 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prob", type=float, default=0.9, help="central interval probability (default 0.9)")
     parser.add_argument("--group", help="group of a hierarchical fit (default: population)")
     parser.add_argument("--no-recommend", action="store_true", help="skip the recommendations")
+    parser.add_argument(
+        "--no-discrepancy",
+        action="store_true",
+        help="leave the fit's model-discrepancy term out of the configurations' loss bands (law and noise only)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -151,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             options=options,
             prob=args.prob,
             epsilon=args.epsilon,
+            discrepancy=not args.no_discrepancy,
         )
         out["conventions"] = conventions
         out["recommendations"] = [merge(rec, d) for rec, d in zip(recs or [None] * len(decisions), decisions)]
@@ -232,7 +238,7 @@ def _print_text(out: dict) -> None:
         print(f"N counts: {conv['n_counts']}; parameters: {conv['parameters']}")
         if "expansion_rate" in conv:
             print(f"expansion rate {conv['expansion_rate']['value']:g} ({conv['expansion_rate']['source']})")
-        print(f"dense means: {conv['dense']}")
+        print(f"dense means: {conv['dense']}; model discrepancy: {conv['discrepancy']}")
         for note in conv["notes"]:
             print(f"note: {note}")
     recs = out.get("recommendations") or [None] * len(out["budgets"])
@@ -270,9 +276,25 @@ def _print_text(out: dict) -> None:
 
 
 #: Continuous-optimum quantities in the text output (``--json`` has every one).
-_TEXT_QUANTITIES = ("n_active", "n_total", "tokens", "tokens_per_param", "granularity", "n_experts", "top_k",
-                    "activated_experts", "shared_ratio", "d_model", "flops_per_token", "ratio_flops_active",
-                    "ratio_total_active", "effective_params", "loss", "d_model_near_optimal", "p_near_optimal_d")
+_TEXT_QUANTITIES = (
+    "n_active",
+    "n_total",
+    "tokens",
+    "tokens_per_param",
+    "granularity",
+    "n_experts",
+    "top_k",
+    "activated_experts",
+    "shared_ratio",
+    "d_model",
+    "flops_per_token",
+    "ratio_flops_active",
+    "ratio_total_active",
+    "effective_params",
+    "loss",
+    "d_model_near_optimal",
+    "p_near_optimal_d",
+)
 
 
 def _config(c: dict) -> str:

@@ -20,9 +20,11 @@ The law is evaluated on each candidate through its own covariates (so its N coun
   least loss over the same family with ``d_model`` and ``n_layers`` relaxed to real numbers (``n_layers >= 1``,
   aspect ratio anywhere in the range, same FLOP model); ``p_near_optimal`` = P(``L_s(x) - L*_s <= epsilon L*_s``);
 - ``loss``: the posterior predictive band of a new run's loss (the law's mean times the fitted
-  observation noise); ``loss_law``: the band of the law's mean alone;
+  observation noise and, for a fit with a learned model-discrepancy term, the law's form error at the
+  run's distance past the fitted runs); ``loss_law``: the band of the law's mean alone;
 - ``p_moe_beats_dense``: P(a run of ``moe_config`` ends below a run of ``dense_config``) under the
-  posterior predictive (independent noise for the two runs). A published coefficient set has no
+  posterior predictive (independent observation noise for the two runs; the form error, common to both at
+  one budget, is left out). A published coefficient set has no
   posterior, so no probability: it gives the loss difference of its single point instead.
 
 The search: per choice, the loss along ``n_layers`` (``d_model`` nearest the preferred aspect ratio) finds
@@ -162,10 +164,12 @@ class Evaluator:
         theta: natural-scale parameter draws, name -> (S,) (``sigma`` included for a fit).
         with_embedding: whether the fitted runs carried ``n_embedding`` (else it is not handed to the law).
         likelihood: ``"student_t"`` or ``"normal"``: the noise of the posterior predictive.
+        discrepancy: the fit's learned model-discrepancy term (``bayesmoe validate``), or None.
     """
 
-    def __init__(self, law, theta: dict, *, with_embedding: bool, likelihood: str = "student_t"):
+    def __init__(self, law, theta: dict, *, with_embedding: bool, likelihood: str = "student_t", discrepancy=None):
         self.law, self.theta, self.with_embedding, self.likelihood = law, theta, with_embedding, likelihood
+        self.discrepancy = discrepancy
         self.n_draws = len(next(iter(theta.values())))
 
     def log_loss(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
@@ -176,8 +180,12 @@ class Evaluator:
         theta = {k: jnp.asarray(v if rows is None else v[rows])[:, None] for k, v in self.theta.items()}
         return np.asarray(self.law.mean_log_loss(theta, x))
 
-    def predictive(self, log_loss: np.ndarray, seed: int) -> np.ndarray | None:
-        """Posterior predictive loss draws (S, K) around ``log_loss``; None without a noise scale (published set)."""
+    def predictive(self, log_loss: np.ndarray, seed: int, frame: pd.DataFrame | None = None) -> np.ndarray | None:
+        """Posterior predictive loss draws (S, K) around ``log_loss``; None without a noise scale (published set).
+
+        With ``frame`` (the K rows) and a discrepancy term, the law's form error at their distance past the
+        fitted runs is added too.
+        """
         if "sigma" not in self.theta:
             return None
         rng = np.random.default_rng(seed)
@@ -186,7 +194,10 @@ class Evaluator:
             if self.likelihood == "student_t"
             else rng.standard_normal(log_loss.shape)
         )
-        return np.exp(log_loss + self.theta["sigma"][:, None] * eps)
+        log_loss = log_loss + self.theta["sigma"][:, None] * eps
+        if frame is not None and self.discrepancy is not None:
+            log_loss = log_loss + self.discrepancy.sd(frame)[None, :] * rng.standard_normal(log_loss.shape)
+        return np.exp(log_loss)
 
 
 def _best_depth(ev: Evaluator, family: Family, choice: Choice, compute: float, thin: np.ndarray) -> float | None:
@@ -296,7 +307,7 @@ def recommend_configs(
             )
             k = int(tied[np.argmin(np.abs(aspect[tied] - np.log(family.preferred_aspect)))])
             picks[key] = k
-            pred = ev.predictive(log_loss[:, [k]], seed + 1 + k)
+            pred = ev.predictive(log_loss[:, [k]], seed + 1 + k, candidates.iloc[[k]])
             out[key] = _config(
                 candidates.iloc[k], loss[:, k], None if pred is None else pred[:, 0], best, epsilon, prob
             )

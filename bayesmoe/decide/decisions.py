@@ -193,6 +193,7 @@ def decide(
     options: dict | None = None,
     prob: float = 0.9,
     epsilon: float = 0.005,
+    discrepancy: bool = True,
     seed: int = 0,
 ) -> tuple[dict, list[dict]]:
     """(conventions, one dict per budget) for a fit or a published set (module doc).
@@ -204,6 +205,7 @@ def decide(
         group: hierarchical fits: None (population mean), a fitted group or a new label.
         expansion: the granularity law's expansion rate (None: from the runs, see :func:`resolve_expansion`).
         options: optimum options (``memory`` bytes, ``experts_max``, ``granularity_max``).
+        discrepancy: add the fit's learned model-discrepancy term (if any) to the ``loss`` bands.
     """
     options = options or {}
     law = posterior.law.name
@@ -211,6 +213,15 @@ def decide(
     fam = choose_family(posterior, family) if searchable else None
     expansion, source = resolve_expansion(posterior, expansion)
     conv = conventions(posterior, fam, expansion, source, group)
+    term = getattr(posterior, "discrepancy", None) if discrepancy else None
+    conv["discrepancy"] = (
+        f"included in the loss bands: sd {term.s0:.3g} + {term.s1:.3g} ln({term.scale_column} / {term.reference:.3g}) "
+        "on log loss past the fitted runs (learned by bayesmoe validate)"
+        if term is not None
+        else "left out (--no-discrepancy)"
+        if not discrepancy
+        else "none learned for this fit (bayesmoe validate FIT learns one): bands assume the law's form holds"
+    )
     runs = fitted_runs(posterior)
     largest = float(runs["compute"].max()) if runs is not None else None
     heldout = heldout_points(posterior)
@@ -234,7 +245,7 @@ def decide(
         theta = {k: np.asarray(v)[rows] for k, v in theta.items()}
     likelihood = (getattr(posterior, "meta", {}) or {}).get("likelihood", "student_t")
     with_embedding = conv["n_embedding_in_law"] is not False
-    ev = Evaluator(posterior.law, theta, with_embedding=with_embedding, likelihood=likelihood)
+    ev = Evaluator(posterior.law, theta, with_embedding=with_embedding, likelihood=likelihood, discrepancy=term)
     out = []
     for b, compute in enumerate(np.asarray(budgets, float)):
         entry: dict = {"compute": float(compute)}

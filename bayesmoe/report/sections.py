@@ -17,8 +17,9 @@ import pandas as pd
 from scipy import stats
 
 from ..decide.compare import compare
-from ..decide.decisions import common_expansion, decide
+from ..decide.decisions import EXTRAPOLATION_WARN, common_expansion, decide
 from ..decide.design import DesignResult
+from ..decide.experts_by_size import experts_by_size
 from ..decide.optimum import optimum
 from ..errors import BayesMoeError
 from ..inference import Fit, arviz_io
@@ -381,6 +382,8 @@ def _interval(values: np.ndarray) -> str:
 def decisions_section(view: FitView) -> Section:
     fit = view.fit
     runs = fit.runs
+    if fit.law.name == "routing":
+        return _routing_decisions(view)
     table_budgets = np.asarray(view.budgets if view.budgets is not None else default_budgets(runs), float)
     wide = np.geomspace(
         min(runs["compute"].min(), table_budgets.min()), max(runs["compute"].max(), table_budgets.max()) * 10, 25
@@ -478,6 +481,40 @@ def _trainable_table(posterior, budgets: np.ndarray) -> str:
             + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
             + "".join(f'<p class="note"><b>Warning:</b> {esc(w)}</p>' for w in dict.fromkeys(warned))
             + table(pd.DataFrame(out).set_index("compute (FLOPs)")))
+
+
+def _routing_decisions(view: FitView) -> Section:
+    """The routing law's question (fixed training length): the best expert count by active size, per router."""
+    fit, posterior = view.fit, view.thinned()
+    top = float(fit.runs["n_active"].max())
+    sizes = np.array([float(fit.runs["n_active"].min()), top, 10 * top, 100 * top])
+    rows, crossings = [], []
+    for group in fit.groups or (None,):
+        result = experts_by_size(posterior.draws(group), sizes)
+        label = group or "all runs"
+        crossings.append(f"{esc(label)}: {_band_text(result['crossover_n_active'])}")
+        for row in result["n_active"]:
+            rows.append({
+                "router": label, "N active": f"{row['n_active']:.3g}", "x largest run": f"{row['n_active'] / top:.3g}",
+                "best n_experts [90%]": _band_text(row["best_n_experts"], "{:.0f}"),
+                "effective parameter multiplier": _band_text(row["effective_multiplier"]),
+                "P(experts help)": f"{row['p_experts_help']:.2f}",
+            })
+    body = ("<p>Clark et al.'s law fixes the training length, so it answers which expert count to use at a given "
+            "active size N, not how to split a compute budget (<code>bayesmoe optimum FIT --n-active N</code>). "
+            "Per router (fitted group): the best expert count among powers of two up to 512, the dense N with the "
+            f"same loss over N, and P(some routed model beats dense). Past {EXTRAPOLATION_WARN:g}x the largest "
+            "fitted N the law is extrapolated.</p>" + table(pd.DataFrame(rows).set_index("router"))
+            + "<p>Experts stop paying beyond N = " + "; ".join(crossings) + " (median [90%]).</p>")
+    return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
+
+
+def _band_text(q: dict, pattern: str = "{:.3g}") -> str:
+    """``median [lo, hi]`` of a band dict (``-`` where it is empty)."""
+    lo, mid, hi = q.values()
+    if mid is None or mid != mid:
+        return "-"
+    return f"{pattern.format(mid)} [{pattern.format(lo)}, {pattern.format(hi)}]"
 
 
 # -- 7. comparison -------------------------------------------------------------------------------------
