@@ -258,3 +258,12 @@ def test_discrepancy_widens_the_loss_band_of_a_far_budget():
     assert spread["on"] > 3 * spread["off"]
     assert spread["on"] == pytest.approx(2 * 1.645 * sd * wide["config"]["loss"]["q50"], rel=0.25)
     assert wide["config"]["loss_law"] == narrow["config"]["loss_law"]
+
+
+def test_chinchilla_priors_centred_on_an_embedding_counting_set_are_flagged():
+    fit = JitteredFit(PointPosterior.from_set("chinchilla", "chinchilla:hoffmann2022"), GADRE)
+    assert not decide(fit, [1e21])[0]["notes"]
+    fit.meta = {"likelihood": "normal", "prior_set": "chinchilla:hoffmann2022"}
+    conv, (entry,) = decide(fit, [1e21])
+    assert any("includes embeddings" in note for note in conv["notes"])
+    assert entry["config"]["n_experts"] == 1 and "moe_vs_dense" not in entry
