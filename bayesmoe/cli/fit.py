@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="nuts (default), or laplace: a fast Gaussian approximation at the mode, for interactive use",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--prior-predictive", action="store_true",
+                        help="also show what the priors predict for these runs (share of loss in 0.5-15 nats)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", FitWarning)
         result = _fit(args)
     result.save(out)
-    print_summary(result, as_json=args.json)
+    print_summary(result, as_json=args.json, prior_predictive=args.prior_predictive)
     return 0
 
 

@@ -38,10 +38,14 @@ def summary_dict(fit: Fit) -> dict:
     return info
 
 
-def print_summary(fit: Fit, as_json: bool) -> None:
+def print_summary(fit: Fit, as_json: bool, prior_predictive: bool = False) -> None:
+    """Print the summary (with ``prior_predictive``, also what the priors predict for the runs)."""
+    from ..inference.draws import prior_predictive_summary
     from .output import print_json, warn
 
     info = summary_dict(fit)
+    if prior_predictive:
+        info["prior_predictive"] = prior_predictive_summary(fit.idata)
     if as_json:
         print_json(info)
         return
@@ -55,6 +59,11 @@ def print_summary(fit: Fit, as_json: bool) -> None:
         from ..decide.holdout import describe
 
         print(describe(info["holdout"]))
+    if prior_predictive:
+        p = info["prior_predictive"]
+        print(f"prior predictive at these runs: {p['share_in_range']:.1%} of the loss in [{p['range'][0]:g}, "
+              f"{p['range'][1]:g}] nats; 90% in [{p['q05']:.3g}, {p['q95']:.3g}], median {p['q50']:.3g} "
+              f"(observed {p['observed_min']:.3g}-{p['observed_max']:.3g})")
     for message in info["warnings"]:
         warn(message)
 

@@ -1,8 +1,10 @@
 """The InferenceData boundary (ArviZ 0.2x API): every ArviZ call on fits lives here, so moving to ArviZ 1.x
 (DataTree) changes this module (and the report's plots, :mod:`bayesmoe.report.arviz_plots`).
 
-Groups bayesmoe writes: ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data`` (log
-loss), ``constant_data`` (the observed runs table, dimension ``run``) and, when runs were held out,
+Groups bayesmoe writes: ``posterior``, ``sample_stats`` (with ``lp``), ``log_likelihood``,
+``posterior_predictive``, ``prior``, ``prior_predictive``, ``observed_data`` (log loss; the predictive
+and likelihood groups name it ``log_loss`` too, so ``az.plot_ppc``, ``az.plot_loo_pit`` and ``az.loo``
+work on a saved fit), ``constant_data`` (the observed runs table, dimension ``run``) and, when runs were held out,
 ``predictions_constant_data`` (the held-out runs). Metadata (law, priors, settings, versions, data
 hash) is a JSON string in ``posterior.attrs["bayesmoe"]``.
 """
@@ -167,17 +169,22 @@ def from_draws(
     coords: dict | None = None,
     log_likelihood: dict[str, np.ndarray] | None = None,
     observed_data: dict[str, np.ndarray] | None = None,
+    posterior_predictive: dict[str, np.ndarray] | None = None,
+    prior: dict[str, np.ndarray] | None = None,
+    prior_predictive: dict[str, np.ndarray] | None = None,
 ) -> az.InferenceData:
     """InferenceData from arrays of shape (chain, draw, ...): NUTS draws with their ``sample_stats``, or
     draws not made by MCMC (a Laplace approximation: ``sample_stats`` None records no divergences).
-    ``log_likelihood`` arrays are (chain, draw, n)."""
+    ``log_likelihood`` and ``posterior_predictive`` arrays are (chain, draw, n); ``prior`` and
+    ``prior_predictive`` (1, prior draws, ...)."""
     chains, draws = next(iter(posterior.values())).shape[:2]
     if sample_stats is None:
         sample_stats = {"diverging": np.zeros((chains, draws), dtype=bool)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return az.from_dict(posterior=posterior, sample_stats=sample_stats, log_likelihood=log_likelihood,
-                            observed_data=observed_data, dims=dims, coords=coords)
+                            observed_data=observed_data, posterior_predictive=posterior_predictive, prior=prior,
+                            prior_predictive=prior_predictive, dims=dims, coords=coords)
 
 
 def psislw(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

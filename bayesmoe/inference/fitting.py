@@ -109,13 +109,13 @@ def fit(
     if method == "nuts":
         samples = run_nuts(model, kwargs, settings)
         wall = time.perf_counter() - start
-        idata = to_idata(model, kwargs, samples, dims=dims, coords=coords)
+        idata = to_idata(model, kwargs, samples, dims=dims, coords=coords, seed=settings.seed)
     else:
         key_map, key_draw = jax.random.split(jax.random.PRNGKey(settings.seed))
         sites = laplace_draws(ModeFinder(model, kwargs, key_map), kwargs, chains=settings.chains,
                               draws=settings.draws, key=key_draw)
         stats = {"diverging": np.zeros((settings.chains, settings.draws), dtype=bool)}
-        idata = to_idata(model, kwargs, Draws(sites, stats), dims=dims, coords=coords)
+        idata = to_idata(model, kwargs, Draws(sites, stats), dims=dims, coords=coords, seed=settings.seed)
         wall = time.perf_counter() - start
     meta = fit_metadata(
         law=law, frame=frame, spec=spec, group_column=group, source=source, prior_set=prior_set,
