@@ -267,3 +267,13 @@ def test_chinchilla_priors_centred_on_an_embedding_counting_set_are_flagged():
     conv, (entry,) = decide(fit, [1e21])
     assert any("includes embeddings" in note for note in conv["notes"])
     assert entry["config"]["n_experts"] == 1 and "moe_vs_dense" not in entry
+
+
+def test_bands_of_each_draws_best_configuration():
+    fit = JitteredFit(JOINT, SWEEP)
+    _, (entry,) = decide(fit, [30 * SWEEP["compute"].max()])
+    bands = entry["optimal_config_bands"]
+    for key in ("d_model", "n_layers", "n_experts", "granularity", "tokens", "ratio_total_active"):
+        assert bands[key]["q05"] <= bands[key]["q50"] <= bands[key]["q95"], key
+    assert bands["d_model"]["q05"] % family_from_runs(SWEEP).head_dim == 0
+    assert bands["n_layers"]["q05"] <= entry["config"]["n_layers"] <= bands["n_layers"]["q95"]

@@ -22,6 +22,8 @@ The law is evaluated on each candidate through its own covariates (so its N coun
 - ``loss``: the posterior predictive band of a new run's loss (the law's mean times the fitted
   observation noise and, for a fit with a learned model-discrepancy term, the law's form error at the
   run's distance past the fitted runs); ``loss_law``: the band of the law's mean alone;
+- ``optimal_config_bands``: bands over draws of each draw's own best trainable configuration (d_model,
+  n_layers, experts, top-k, granularity, N, N/Na, tokens): how sure the posterior is of each choice;
 - ``p_moe_beats_dense``: P(a run of ``moe_config`` ends below a run of ``dense_config``) under the
   posterior predictive (independent observation noise for the two runs; the form error, common to both at
   one budget, is left out). A published coefficient set has no
@@ -316,8 +318,23 @@ def recommend_configs(
             "the recommended configuration is the family's smallest depth (1 layer): the law prefers a "
             "smaller model on more tokens than the family allows"
         )
+    out["optimal_config_bands"] = _bands_of_best(candidates, loss, prob)
     if "dense_config" in picks and "moe_config" in picks:
         out["moe_vs_dense"] = _versus(ev, loss, log_loss, picks["moe_config"], picks["dense_config"], prob, seed)
+    return out
+
+
+#: Columns of the per-draw best configuration summarised by :func:`_bands_of_best`.
+BAND_COLUMNS = ("d_model", "n_layers", "n_experts", "top_k", "granularity", "n_active", "n_total", "tokens")
+
+
+def _bands_of_best(candidates: pd.DataFrame, loss: np.ndarray, prob: float) -> dict:
+    """Bands over draws of each draw's own best trainable configuration (S draws of the columns of
+    :data:`BAND_COLUMNS` and ``ratio_total_active`` = n_total / n_active): how sure the posterior is of
+    the sizes, the expert count and the granularity."""
+    best = candidates.iloc[np.argmin(loss, axis=1)]
+    out = {k: band(best[k].to_numpy(float), prob, "inverted_cdf") for k in BAND_COLUMNS}
+    out["ratio_total_active"] = band((best["n_total"] / best["n_active"]).to_numpy(float), prob, "inverted_cdf")
     return out
 
 

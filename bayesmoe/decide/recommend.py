@@ -41,14 +41,17 @@ BISECTION_STEPS = 50
 HARDWARE_RULES = ("d_multiple_of_128", "d_power_of_2")
 
 
-def band(values: np.ndarray, prob: float) -> dict:
-    """Central ``prob`` quantiles {q05, q50, q95} (names follow ``prob``) of the finite ``values``; NaN if none."""
+def band(values: np.ndarray, prob: float, method: str = "linear") -> dict:
+    """Central ``prob`` quantiles {q05, q50, q95} (names follow ``prob``) of the finite ``values``; NaN if none.
+
+    ``method``: numpy's quantile method (``"inverted_cdf"`` keeps discrete quantities on values they take).
+    """
     lo = (1 - prob) / 2
     names = (f"q{round(lo * 100):02d}", "q50", f"q{round((1 - lo) * 100):02d}")
     finite = values[np.isfinite(values)]
     if not finite.size:
         return dict.fromkeys(names, float("nan"))
-    return dict(zip(names, map(float, np.quantile(finite, [lo, 0.5, 1 - lo]))))
+    return dict(zip(names, map(float, np.quantile(finite, [lo, 0.5, 1 - lo], method=method))))
 
 
 def _snap(d: float, rule: str) -> tuple[float, float]:
