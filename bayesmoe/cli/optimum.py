@@ -260,6 +260,10 @@ def _print_text(out: dict) -> None:
                     "  P(best MoE run beats best dense run) "
                     + (f"{p:.2f}" if p is not None else f"- ({m['no_posterior']})")
                 )
+        if rec and "optimal_config_bands" in rec:
+            b = rec["optimal_config_bands"]
+            shown = ("n_layers", "d_model", "n_experts", "granularity", "ratio_total_active", "tokens")
+            print("  each draw's own best, 90% of draws: " + "; ".join(f"{k} {_range(b[k])}" for k in shown))
         if rec and "heldout_check" in rec:
             h = rec["heldout_check"]
             print(f"  held-out check: run {h['run_id']} at {h['distance']:.3g}x, error {h['abs_error']:.3g} nats")
@@ -309,6 +313,12 @@ def _config(c: dict) -> str:
         f"N active {c['n_active']:.3g}, total {c['n_total']:.3g}; loss {_fmt(c['loss'])}; "
         f"expected regret {c['expected_regret']:.3g} nats"
     )
+
+
+def _range(q: dict) -> str:
+    """``lo-hi`` of a band (``lo`` alone when it is one value)."""
+    lo, _, hi = q.values()
+    return f"{lo:.3g}" if lo == hi else f"{lo:.3g}-{hi:.3g}"
 
 
 def _fmt(q: dict) -> str:
