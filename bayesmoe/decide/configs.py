@@ -318,7 +318,7 @@ def recommend_configs(
             "the recommended configuration is the family's smallest depth (1 layer): the law prefers a "
             "smaller model on more tokens than the family allows"
         )
-    out["optimal_config_bands"] = _bands_of_best(candidates, loss, prob)
+    out["optimal_config_bands"] = _bands_of_best(candidates, loss, prob, family.preferred_aspect)
     if "dense_config" in picks and "moe_config" in picks:
         out["moe_vs_dense"] = _versus(ev, loss, log_loss, picks["moe_config"], picks["dense_config"], prob, seed)
     return out
@@ -328,11 +328,15 @@ def recommend_configs(
 BAND_COLUMNS = ("d_model", "n_layers", "n_experts", "top_k", "granularity", "n_active", "n_total", "tokens")
 
 
-def _bands_of_best(candidates: pd.DataFrame, loss: np.ndarray, prob: float) -> dict:
+def _bands_of_best(candidates: pd.DataFrame, loss: np.ndarray, prob: float, preferred_aspect: float) -> dict:
     """Bands over draws of each draw's own best trainable configuration (S draws of the columns of
     :data:`BAND_COLUMNS` and ``ratio_total_active`` = n_total / n_active): how sure the posterior is of
-    the sizes, the expert count and the granularity."""
-    best = candidates.iloc[np.argmin(loss, axis=1)]
+    the sizes, the expert count and the granularity. Ties (within :data:`TIE`) go to the shape nearest
+    ``preferred_aspect``, as for the recommendation."""
+    aspect = np.log(candidates["d_model"].to_numpy(float) / candidates["n_layers"].to_numpy(float))
+    offset = np.abs(aspect - np.log(preferred_aspect))  # (K,)
+    tied = loss <= loss.min(axis=1, keepdims=True) * (1 + TIE)  # (S, K)
+    best = candidates.iloc[np.argmin(np.where(tied, offset[None, :], np.inf), axis=1)]
     out = {k: band(best[k].to_numpy(float), prob, "inverted_cdf") for k in BAND_COLUMNS}
     out["ratio_total_active"] = band((best["n_total"] / best["n_active"]).to_numpy(float), prob, "inverted_cdf")
     return out
