@@ -88,6 +88,8 @@ def test_models_mark_truncated_exponents_and_the_irreducible_loss():
     z_pooled = z | {"log_c_tau": jnp.zeros(()), "log_c_z": jnp.zeros(2)}
     marks = coordinates.marks(build_model(pooled), kwargs, z_pooled)
     assert not marks.natural.any() and marks.kind[sorted(z_pooled).index("log_c")] == IDENTITY
+    # the between-group scale is the one coordinate the mode search holds
+    assert [n for n, held in zip(sorted(z_pooled), marks.pooling_scale) if held] == ["log_c_tau"]
 
 
 def test_adapt_sets_widths_from_the_laplace_sds_and_keeps_vague_levels_on_the_log_scale():
@@ -96,6 +98,7 @@ def test_adapt_sets_widths_from_the_laplace_sds_and_keeps_vague_levels_on_the_lo
         np.array([0.0, 0.0, 0.0, 0.0]),
         np.array([2.0, 1.0, 1.0, 1.0]),
         np.array([False, True, True, False]),
+        np.zeros(4, dtype=bool),
     )
     z_mode = np.array([np.log(0.1 / 1.9), np.log(0.4), np.log(0.4), 3.0])
     cov = np.diag([0.05, 0.3, 0.8, 1.0]) ** 2

@@ -131,12 +131,15 @@ class Marks:
         kind: the map an element gets if marked (IDENTITY where unmarked).
         low, high: its bounds (0 and 1 where unused).
         natural: True for a log-scale level marked ``natural_scale`` (LOWER at 0 on ``exp(z)``).
+        pooling_scale: True for a pooled parameter's between-group scale ``tau`` (marked
+            ``pooling_scale``), which the mode search holds fixed.
     """
 
     kind: np.ndarray
     low: np.ndarray
     high: np.ndarray
     natural: np.ndarray
+    pooling_scale: np.ndarray
 
 
 def marks(model: Callable, model_kwargs: dict, z: dict) -> Marks:
@@ -149,10 +152,11 @@ def marks(model: Callable, model_kwargs: dict, z: dict) -> Marks:
 
     A site is marked by ``infer={"soft_bounds": True}`` (its support gives the map: interval,
     greater_than or less_than) or ``infer={"natural_scale": True}`` (a real latent ``log_c`` whose value
-    ``exp(log_c)`` may be sampled on its natural scale); see :mod:`bayesmoe.model`.
+    ``exp(log_c)`` may be sampled on its natural scale); ``infer={"pooling_scale": True}`` marks a
+    between-group scale ``tau``; see :mod:`bayesmoe.model`.
     """
     trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(**model_kwargs)
-    kinds, lows, highs, natural = [], [], [], []
+    kinds, lows, highs, natural, pooling_scale = [], [], [], [], []
     for name in sorted(z):
         size = int(np.size(z[name]))
         infer = trace[name].get("infer") or {}
@@ -171,7 +175,9 @@ def marks(model: Callable, model_kwargs: dict, z: dict) -> Marks:
         lows += [low] * size
         highs += [high] * size
         natural += [is_natural] * size
-    return Marks(np.array(kinds, dtype=np.int32), np.array(lows), np.array(highs), np.array(natural))
+        pooling_scale += [bool(infer.get("pooling_scale"))] * size
+    return Marks(np.array(kinds, dtype=np.int32), np.array(lows), np.array(highs), np.array(natural),
+                 np.array(pooling_scale, dtype=bool))
 
 
 def adapt(site_marks: Marks, z_mode: np.ndarray, covariance_z: np.ndarray) -> Coordinates:

@@ -51,10 +51,14 @@ class Draws:
         sites: every latent and deterministic site on the natural scale, shape (chains, draws, *site_shape).
         stats: per-draw sampler statistics under ArviZ's names (``diverging``, ``energy``, ``n_steps``,
             ``tree_depth``, ``acceptance_rate``, ``step_size``), shape (chains, draws).
+        modes: the distinct local modes the mode search found, JSON-ready
+            (:func:`bayesmoe.inference.nuts.describe_modes`); more than one with ``sampled`` True means
+            the chains were started in different modes. Empty for Laplace draws.
     """
 
     sites: dict[str, np.ndarray]
     stats: dict[str, np.ndarray]
+    modes: tuple[dict, ...] = ()
 
 
 def prior_predictive_summary(idata: az.InferenceData) -> dict:

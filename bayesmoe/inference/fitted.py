@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -15,17 +16,23 @@ import pandas as pd
 
 from ..config import float64
 from ..errors import BayesMoeError
-from ..model import STUDENT_T_NU, law_from_meta
+from ..model import STUDENT_T_NU, Prior, law_from_meta, pooling_map
 from ..runs import validate_runs
 from . import arviz_io
 from .arviz_io import az
 from .discrepancy import Discrepancy
 
-#: Diagnostic thresholds behind the warnings.
+#: Diagnostic thresholds behind the warnings: R-hat, bulk and tail ESS (all chains together).
 RHAT_MAX = 1.01
+ESS_MIN = 400
+#: the report's per-parameter verdicts ask for this bulk and tail ESS per chain (400 for the default 4 chains).
 ESS_MIN_PER_CHAIN = 100
 #: warn when more than this share of NUTS draws hit the maximum tree depth.
-TREE_DEPTH_SATURATED_SHARE = 0.1
+TREE_DEPTH_SATURATED_SHARE = 0.05
+#: a parameter whose posterior sd (latent scale) exceeds this share of its prior sd is barely identified.
+WEAK_SD_RATIO = 0.7
+#: what :meth:`Fit.draws` gives for a group label (:meth:`Fit.group_kind`).
+POPULATION, FITTED_GROUP, NEW_GROUP = "population", "fitted group", "new group"
 
 
 class FitWarning(UserWarning):
@@ -81,23 +88,38 @@ class Fit:
         """Natural-scale parameter draws, shape (S,), with the law's constants and ``sigma``.
 
         Args:
-            group: for a hierarchical fit, a fitted group's name gives that group's parameters; a
-                name the fit did not see gives draws for a *new* group (``mu + tau z``, z ~ N(0, 1),
-                seeded by ``seed``); None gives the population-typical values (``mu``).
+            group: for a hierarchical fit, None gives the *population* value of each pooled parameter
+                (its ``mu``: the centre of the between-group distribution on the pooling scale of
+                :mod:`bayesmoe.model.pooling`, i.e. the typical group, not a new group's spread); a
+                fitted group's name gives that group's values; any other name gives a *new group*:
+                ``mu`` plus an effect ``tau * eps`` per draw on the pooling scale, so its band includes
+                the between-group spread and bounded parameters stay in bounds. ``eps ~ Normal(0, 1)``
+                is seeded by the label together with ``seed``: the same label gets the same effects,
+                two labels independent ones. :meth:`group_kind` says which of the three a label gets.
+            seed: mixed with the label's CRC-32 for a new group's effects.
         """
         out = {k: np.full(self.n_draws, float(v)) for k, v in self.meta["constants"].items()}
-        rng = np.random.default_rng(seed)
+        kind = self.group_kind(group)
+        rng = np.random.default_rng([int(seed), zlib.crc32(str(group).encode())]) if kind == NEW_GROUP else None
         for p in self.law.params:
-            if p.name in self.pooled and group is not None:
-                if group in self.groups:
-                    out[p.name] = self._flat(f"{p.name}_group")[:, self.groups.index(group)]
-                else:
-                    mu, tau = self._flat(p.latent), self._flat(f"{p.latent}_tau")
-                    out[p.name] = np.asarray(p.to_natural(mu + tau * rng.standard_normal(self.n_draws)))
-            else:
+            if p.name not in self.pooled or kind == POPULATION:
                 out[p.name] = self._flat(p.name)
+            elif kind == FITTED_GROUP:
+                out[p.name] = self._flat(f"{p.name}_group")[:, self.groups.index(group)]
+            else:
+                pooling = pooling_map(Prior(*self.meta["priors"][p.name]))
+                centre = pooling.to_pooling(self._flat(p.latent))
+                effect = self._flat(f"{p.latent}_tau") * rng.standard_normal(self.n_draws)
+                out[p.name] = np.asarray(p.to_natural(pooling.from_pooling(centre + effect)))
         out["sigma"] = self._flat("sigma")
         return out
+
+    def group_kind(self, group: str | None) -> str:
+        """What :meth:`draws` gives for ``group``: ``POPULATION`` (None, or a fit without pooling),
+        ``FITTED_GROUP`` (a group the fit saw) or ``NEW_GROUP`` (any other label)."""
+        if group is None or not self.pooled:
+            return POPULATION
+        return FITTED_GROUP if group in self.groups else NEW_GROUP
 
     def _per_run_draws(self, frame: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
         """Parameter draws for each run of ``frame``: shape (S, 1) when shared, (S, n) when pooled."""
@@ -139,24 +161,39 @@ class Fit:
         return table.join(diag)
 
     def problems(self) -> list[str]:
-        """Plain-language diagnostic warnings (empty when R-hat, ESS and divergences are fine)."""
+        """Plain-language diagnostic warnings (empty when modes, R-hat, ESS, divergences, tree depth and
+        identification are fine)."""
         table = self.summary()
         out = []
+        sampled = [m for m in self.meta.get("modes") or [] if m["sampled"]]
+        if len(sampled) > 1:
+            where = "; ".join(f"chains {m['chains']}: " + ", ".join(
+                f"{p.name} = {np.round(m['location'][p.name], 4).tolist()}" for p in self.law.params
+                if p.name in m["location"]) + f" (log density {m['log_density']:.2f})" for m in sampled)
+            out.append(f"the posterior has {len(sampled)} separate modes of comparable mass, and the chains were "
+                       f"started in different ones ({where}); bands mix them only if the chains moved between them "
+                       "(see R-hat); the modes are in the fit's metadata (meta['modes'])")
         bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
         if bad_rhat:
             out.append(
                 f"R-hat > {RHAT_MAX} for {', '.join(bad_rhat)}: chains disagree; run more warmup/draws or "
                 "check the priors"
             )
-        min_ess = ESS_MIN_PER_CHAIN * self.chains
-        low_ess = table.index[(table["ess_bulk"] < min_ess) | (table["ess_tail"] < min_ess)].tolist()
+        low_ess = table.index[(table["ess_bulk"] < ESS_MIN) | (table["ess_tail"] < ESS_MIN)].tolist()
         if low_ess:
             out.append(
-                f"bulk or tail ESS < {min_ess} for {', '.join(low_ess)}: run more draws before trusting intervals"
+                f"bulk or tail ESS < {ESS_MIN} for {', '.join(low_ess)}: run more draws before trusting intervals"
             )
         if self.divergences:
             out.append(f"{self.divergences} divergent transitions: the posterior has regions NUTS cannot explore; "
                        "try more warmup, a higher --target-accept (e.g. 0.99), or inspect outliers")
+        weak = self.weakly_identified()
+        if weak:
+            out.append("the data barely identify " + ", ".join(f"{name} (posterior sd {ratio:.0%} of the prior's)"
+                                                               for name, ratio in weak.items())
+                       + ": their bands are mostly the prior, and chains wander along what the data leave free; fit a "
+                       "law without these terms (or runs that vary what they describe), or pass an informative "
+                       "--prior SET")
         saturated = self.tree_depth_saturation
         if saturated > TREE_DEPTH_SATURATED_SHARE:
             depth = self.meta.get("settings", {}).get("max_tree_depth", 10)
@@ -165,6 +202,19 @@ class Fit:
                 "(often the irreducible loss traded against an exponent); sampling is slow and the ESS per "
                 "draw low; runs spanning more compute, or an informative --prior, help"
             )
+        return out
+
+    def weakly_identified(self) -> dict[str, float]:
+        """Parameters whose posterior sd on the latent scale is over ``WEAK_SD_RATIO`` of their prior sd:
+        name -> that ratio (population values for pooled parameters; fixed and reduced-away terms absent)."""
+        out = {}
+        for p in self.law.params:
+            prior = self.meta["priors"].get(p.name)
+            if prior is None or p.latent not in self.idata.posterior:
+                continue
+            ratio = float(np.std(self._flat(p.latent))) / float(prior[1])
+            if ratio > WEAK_SD_RATIO:
+                out[p.name] = ratio
         return out
 
     @property

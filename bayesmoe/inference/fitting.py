@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from os import PathLike
 from typing import Iterable, Mapping
 
@@ -23,6 +24,7 @@ from ..model import Prior, build_model, model_data
 from ..model.specify import check_enough_runs, specify
 from ..runs import load_runs, split_top_compute
 from . import arviz_io
+from .centring import estimate_centring
 from .draws import Draws, Settings, to_idata
 from .fitted import Fit, FitWarning
 from .laplace import laplace_draws
@@ -73,8 +75,9 @@ def fit(
         holdout_top_compute: leave the K largest-compute runs out of the fit (kept in the file).
 
     Returns:
-        A :class:`Fit`. Emits :class:`FitWarning` when R-hat > 1.01, bulk ESS < 100 per chain, or
-        there were divergent transitions.
+        A :class:`Fit`. Emits :class:`FitWarning` for each problem :meth:`Fit.problems` finds: separate
+        modes, R-hat > 1.01, bulk or tail ESS < 400, divergent transitions, more than 5% of draws at the
+        maximum tree depth, parameters the data barely identify.
     """
     law = register_law(law) if isinstance(law, Law) else get_law(law)
     for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
@@ -98,6 +101,8 @@ def fit(
     if method not in METHODS:
         raise BayesMoeError(f"--method must be one of {', '.join(METHODS)}, got '{method}'")
     start = time.perf_counter()
+    if groups and method == "nuts":
+        spec = replace(spec, centring=estimate_centring(spec, kwargs, jax.random.PRNGKey(settings.seed)))
     model = build_model(spec)
 
     dims = {"log_loss": ["run"]}
@@ -106,10 +111,12 @@ def fit(
         dims[f"{p.latent}_z"] = ["group"]
         dims[f"{name}_group"] = ["group"]
     coords = {"run": frame["run_id"].tolist(), "group": list(groups)}
+    modes: tuple[dict, ...] = ()
     if method == "nuts":
         samples = run_nuts(model, kwargs, settings)
         wall = time.perf_counter() - start
         idata = to_idata(model, kwargs, samples, dims=dims, coords=coords, seed=settings.seed)
+        modes = samples.modes
     else:
         key_map, key_draw = jax.random.split(jax.random.PRNGKey(settings.seed))
         sites = laplace_draws(ModeFinder(model, kwargs, key_map), kwargs, chains=settings.chains,
@@ -121,7 +128,7 @@ def fit(
         law=law, frame=frame, spec=spec, group_column=group, source=source, prior_set=prior_set,
         settings=settings.as_dict(), method=method,
         selection={"where": where, "exclude_top_loss": exclude_top_loss, "holdout_top_compute": holdout_top_compute},
-        seconds=wall, reduction=reduction)
+        seconds=wall, reduction=reduction, modes=modes)
     arviz_io.attach(idata, runs=frame, heldout=heldout, meta=meta)
     result = Fit(idata)
     for message in result.problems():

@@ -48,9 +48,13 @@ def laplace_draws(
         key: PRNG key of the Gaussian draws.
 
     Raises:
-        BayesMoeError: the Hessian at the mode is not positive definite (no Gaussian there).
+        BayesMoeError: a hierarchical model, or the Hessian at the mode is not positive definite (no
+            Gaussian there).
     """
     mode = finder(model_kwargs)
+    if mode.held.any():
+        raise BayesMoeError("the Laplace approximation is not available for a hierarchical fit: its joint mode is "
+                            "degenerate (every between-group scale tau -> 0); use --method nuts")
     if mode.covariance is None:
         raise BayesMoeError("the Laplace approximation needs a positive-definite Hessian at the posterior mode, "
                             "and this posterior's is not (a flat or boundary mode); use --method nuts")

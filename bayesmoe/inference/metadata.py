@@ -36,6 +36,7 @@ def fit_metadata(
     selection: dict,
     seconds: float,
     reduction: dict | None,
+    modes: tuple[dict, ...] = (),
 ) -> dict:
     """The JSON-ready ``meta`` of a fit (read back by :class:`~bayesmoe.inference.fitted.Fit`).
 
@@ -47,6 +48,7 @@ def fit_metadata(
         settings: sampler settings (``Settings.as_dict()``); method: ``"nuts"`` or ``"laplace"``.
         selection: the ``where`` / ``exclude_top_loss`` / ``holdout_top_compute`` arguments.
         seconds: wall time of the sampling; reduction: :func:`bayesmoe.model.prepare`'s record.
+        modes: the distinct modes the mode search found (:attr:`~bayesmoe.inference.draws.Draws.modes`).
     """
     return {
         "law": law.name,
@@ -59,6 +61,7 @@ def fit_metadata(
         "group_column": group_column,
         "groups": list(spec.groups),
         "pooled": list(spec.pooled),
+        "centring": dict(spec.centring),
         "settings": settings,
         "method": method,
         "selection": selection,
@@ -69,4 +72,5 @@ def fit_metadata(
         "sampling_seconds": round(seconds, 3),
         "constants": dict(law.constants),
         "reduction": reduction,
+        "modes": list(modes),
     }

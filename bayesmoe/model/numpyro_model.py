@@ -3,19 +3,28 @@
 Likelihood: ``log L_obs ~ StudentT(nu=4, mean, sigma)`` (the Bayesian counterpart of the papers' Huber
 loss on log L; ``likelihood="normal"`` for a Normal), ``sigma ~ HalfNormal(0.1)``.
 
-Partial pooling (``group`` given): each pooled parameter has a population mean ``mu`` (the parameter's
-prior) and a scale ``tau``, and group values ``mu + tau * z_g`` with ``z_g ~ Normal(0, 1)``
-(non-centred). ``tau ~ HalfNormal(0.5)`` for coefficients on the log scale, ``HalfNormal(0.1)`` for
-exponents. By default the level terms (log-coefficients, irreducible loss) are pooled and exponents
-shared; ``pool=`` adds parameters.
+Partial pooling (``group`` given): each pooled parameter has a population value ``mu`` (the
+parameter's prior), a between-group scale ``tau`` and one value per group, spread on the parameter's
+pooling scale (:mod:`bayesmoe.model.pooling`: its latent, or for a truncated latent an unbounded
+transform of it, so group values stay inside the bounds), with ``tau ~ HalfNormal(0.5 x the
+parameter's prior sd on that scale)``. With ``m`` the population value on that scale, ``g_u ~
+Normal(m, tau)`` is sampled *partially centred* (NumPyro's ``LocScaleReparam`` written out):
+``r_g ~ Normal(w m, tau^w)``, ``g_u = m + tau^(1 - w) (r_g - w m)``. ``w = 0`` is the non-centred form,
+a funnel when each group's data pin its value down far more tightly than ``tau``; ``w = 1`` the centred
+form, a funnel when the group data are weak against ``tau``. ``ModelSpec.centring`` holds ``w`` per
+term, estimated from the data by :func:`bayesmoe.inference.centring.estimate_centring`;
+``CENTRING_DEFAULT`` otherwise. By default the level terms (log-coefficients, irreducible loss) are
+pooled and exponents shared; ``pool=`` adds parameters.
 
 Sites: ``log_<p>`` / ``<p>`` (population latent), ``<p>`` (natural, deterministic), and for pooled
-parameters ``<latent>_tau``, ``<latent>_z`` (shape G) and ``<p>_group`` (natural, shape G).
+parameters ``<latent>_tau``, ``<latent>_z`` (the partially centred ``r``, shape G) and ``<p>_group``
+(natural, shape G).
 
 Sampling coordinates (:mod:`bayesmoe.inference.coordinates`): each truncated latent is marked
 ``infer={"soft_bounds": True}`` and each shared (unpooled) log-scale parameter with
-``sample_scale="natural"`` is marked ``infer={"natural_scale": True}``. The marks change how the
-posterior is explored, not the model.
+``sample_scale="natural"`` is marked ``infer={"natural_scale": True}``; each ``<latent>_tau`` is marked
+``infer={"pooling_scale": True}`` (the mode search holds it at its prior median: the joint mode of a
+hierarchical model is degenerate). The marks change how the posterior is explored, not the model.
 """
 from __future__ import annotations
 
@@ -31,11 +40,13 @@ from numpyro import handlers
 
 from ..errors import BayesMoeError
 from ..laws.base import Law
+from .pooling import TAU_PRIOR_FRACTION, pooling_map, tau_prior_sd
 from .priors import Prior
 
 STUDENT_T_NU = 4.0
 SIGMA_PRIOR_SD = 0.1
-TAU_PRIOR_SD = {"log": 0.5, "linear": 0.1}
+#: centredness ``w`` of a pooled term when the spec gives none (0 = non-centred, 1 = centred).
+CENTRING_DEFAULT = 0.5
 LIKELIHOODS = ("student_t", "normal")
 
 
@@ -49,6 +60,8 @@ class ModelSpec:
     groups: tuple[str, ...] = ()
     pooled: tuple[str, ...] = ()
     fixed: Mapping[str, float] = field(default_factory=dict)
+    #: pooled parameter -> centredness ``w`` in [0, 1] (module doc); absent terms get ``CENTRING_DEFAULT``.
+    centring: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.likelihood not in LIKELIHOODS:
@@ -60,13 +73,20 @@ class ModelSpec:
     def hierarchical(self) -> bool:
         return len(self.groups) > 0
 
+    def centring_of(self, name: str) -> float:
+        """The centredness ``w`` of pooled parameter ``name``."""
+        return float(self.centring.get(name, CENTRING_DEFAULT))
+
     def describe_priors(self) -> dict[str, str]:
         out = {p.name: self.priors[p.name].text(p) for p in self.law.params if p.name not in self.fixed}
         out.update({name: f"fixed at {value:g}" for name, value in self.fixed.items()})
         for name in self.pooled if self.hierarchical else ():
             p = self.law.param(name)
-            out[f"{p.latent}_tau"] = f"HalfNormal({TAU_PRIOR_SD[p.scale]:g})"
-            out[f"{p.latent}_z"] = "Normal(0, 1) per group (non-centred)"
+            prior, scale = self.priors[name], pooling_map(self.priors[name]).describe(p.latent)
+            out[f"{p.latent}_tau"] = (f"HalfNormal({tau_prior_sd(prior):.4g}) "
+                                      f"({TAU_PRIOR_FRACTION:g} x the prior sd of {scale})")
+            out[f"{p.latent}_z"] = (f"{scale} per group ~ Normal(population value, {p.latent}_tau), sampled with "
+                                    f"centredness {self.centring_of(name):.2f}")
         out["sigma"] = f"HalfNormal({SIGMA_PRIOR_SD:g}) (noise scale of log loss)"
         out["likelihood"] = f"StudentT(nu={STUDENT_T_NU:g})" if self.likelihood == "student_t" else "Normal"
         return out
@@ -89,10 +109,13 @@ def sample_parameters(spec: ModelSpec, group_index: jnp.ndarray) -> dict[str, jn
         if p.scale == "log":
             numpyro.deterministic(p.name, p.to_natural(latent))
         if spec.hierarchical and p.name in spec.pooled:
-            tau = numpyro.sample(f"{p.latent}_tau", dist.HalfNormal(TAU_PRIOR_SD[p.scale]))
+            pooling = pooling_map(prior)
+            tau = numpyro.sample(f"{p.latent}_tau", dist.HalfNormal(tau_prior_sd(prior)), infer={"pooling_scale": True})
+            centre, w = pooling.to_pooling(latent), spec.centring_of(p.name)
             with numpyro.plate("group", len(spec.groups)):
-                z = numpyro.sample(f"{p.latent}_z", dist.Normal(0.0, 1.0))
-            group_values = numpyro.deterministic(f"{p.name}_group", p.to_natural(latent + tau * z))
+                raw = numpyro.sample(f"{p.latent}_z", dist.Normal(w * centre, tau**w))
+            group_latent = pooling.from_pooling(centre + tau ** (1.0 - w) * (raw - w * centre))
+            group_values = numpyro.deterministic(f"{p.name}_group", p.to_natural(group_latent))
             theta[p.name] = group_values[group_index]
         else:
             theta[p.name] = p.to_natural(latent)
