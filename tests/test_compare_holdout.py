@@ -120,7 +120,8 @@ def test_optimum_of_several_fits_is_the_stacking_mixture(fits, capsys):
     paths = [str(fits["chinchilla"].path), str(fits["granularity"].path)]
     assert main(["optimum", *paths, "--compute", "1e19", "1e21", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["weights"][paths[0]] > 0.9
+    # weights from the 5 held-out top-compute runs (both fits held them out): most weight on the true law
+    assert out["weights_from"] == "holdout" and out["weights"][paths[0]] > 0.6
     # only the quantities both laws report survive the mixture
     assert set(out["budgets"][0]["optimal"]) == {
         "n_active",
@@ -135,3 +136,53 @@ def test_optimum_of_several_fits_is_the_stacking_mixture(fits, capsys):
     mixed_n, alone_n = out["budgets"][1]["optimal"]["n_active"], alone["budgets"][1]["optimal"]["n_active"]
     assert mixed_n["q50"] == pytest.approx(alone_n["q50"], rel=0.1)
     assert alone_n["q05"] < alone_n["q50"] < alone_n["q95"]
+
+
+def test_held_out_log_scores_weight_the_extrapolating_law(fits):
+    """Both fits held out the same 5 top-compute runs: their log scores there favour the true law, and the
+    weights for mixing extrapolated optima come from them (said so), not from LOO on the fitted runs."""
+    from bayesmoe.decide.compare import compare, holdout_scores, mixing_weights
+
+    scores = holdout_scores([fits["chinchilla"], fits["granularity"]])
+    assert scores.shape == (2, HOLDOUT) and scores[0].sum() > scores[1].sum()
+    weights, source = mixing_weights([fits["chinchilla"], fits["granularity"]])
+    assert source == "holdout" and weights[0] > 0.6 and weights.sum() == pytest.approx(1)
+    rows = {m["law"]: m for m in compare([fits["chinchilla"], fits["granularity"]])}
+    assert rows["chinchilla"]["elpd_holdout"] == pytest.approx(scores[0].sum())
+    assert rows["chinchilla"]["holdout_weight"] == pytest.approx(weights[0], abs=1e-6)
+    assert rows["chinchilla"]["method"] == "nuts"
+
+
+def test_held_out_score_is_the_predictive_density(fits):
+    """A held-out run's log score is log mean_s p(y | theta_s): check one run against a direct computation."""
+    from scipy import special, stats
+
+    from bayesmoe.decide.compare import holdout_scores
+
+    fit = fits["chinchilla"]
+    run = fit.heldout.iloc[[0]]
+    score = holdout_scores([fit, fits["granularity"]])[0, 0]
+    log_p = stats.t.logpdf(np.log(run["loss"].to_numpy()), 4.0, loc=fit.log_mean(run)[:, 0], scale=fit.draws()["sigma"])
+    assert score == pytest.approx(special.logsumexp(log_p) - np.log(log_p.size))
+
+
+def test_mixing_without_held_out_runs_uses_loo_stacking(fits):
+    from bayesmoe.decide.compare import mixing_weights
+
+    plain = bayesmoe.load_fit(fits["granularity"].path)
+    plain.heldout = None
+    weights, source = mixing_weights([fits["chinchilla"], plain])
+    assert source == "loo" and weights[0] > 0.9
+
+
+def test_compare_refuses_laplace_fits(fits, tmp_path, capsys):
+    from bayesmoe.decide.compare import compare
+
+    frame = simulate()
+    laplace = bayesmoe.fit(frame, "chinchilla", method="laplace", draws=200, holdout_top_compute=HOLDOUT)
+    with pytest.raises(BayesMoeError, match="Laplace approximation"):
+        compare([fits["chinchilla"], laplace])
+    path = laplace.save(tmp_path / "laplace.nc")
+    assert main(["compare", str(fits["chinchilla"].path), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--method nuts" in err

@@ -24,4 +24,10 @@ def run(args: argparse.Namespace) -> int:
     for m in models:
         print(f"{m['fit']:<40} {m['law']:<12} {m['elpd_loo']:>10.2f} {m['se']:>8.2f} {m['elpd_diff']:>10.2f} "
               f"{m['dse']:>8.2f} {m['weight']:>7.3f} {m['pareto_k_max']:>6.2f}")
+    if "elpd_holdout" in models[0]:
+        print("\nheld-out top-compute runs (what extrapolation needs): summed log score, stacking weight")
+        for m in models:
+            print(f"{m['fit']:<40} {m['elpd_holdout']:>10.2f} {m['holdout_weight']:>7.3f}")
+    print("\nweight: PSIS-LOO stacking on the fitted runs; `bayesmoe optimum FIT FIT ...` mixes with the held-out "
+          "weights when every fit held out the same runs (fit --holdout-top-compute K)")
     return 0

@@ -1,6 +1,7 @@
 """``bayesmoe optimum``: bands of the optimal configuration per budget, with recommendations.
 
-One FIT, several FITs (stacking-weighted mixture of their bands, weights from PSIS-LOO stacking), or a
+One FIT, several FITs (a weighted mixture of their bands: weights from stacking on held-out top-compute log
+scores when every fit held out the same runs, else PSIS-LOO stacking; the output says which), or a
 published coefficient set (``--law LAW --coefficients SET``: one draw, q05 = q50 = q95).
 """
 
@@ -124,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
             options["expansion"] = expansion
     results = [optimum(p, args.compute, objective=args.objective, group=args.group, **options) for p in posteriors]
     if len(posteriors) > 1:
-        from ..decide.compare import stacking_weights
+        from ..decide.compare import WEIGHTS_FROM, mixing_weights
 
-        weights = stacking_weights(posteriors)
+        weights, weights_from = mixing_weights(posteriors)
         result = mixture(results, weights)
     else:
         result = results[0]
@@ -135,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         out["coefficients"] = posteriors[0].name
     if weights is not None:
         out["weights"] = {str(p.path): float(w) for p, w in zip(posteriors, weights)}
+        out["weights_from"] = weights_from
+        out["weights_method"] = WEIGHTS_FROM[weights_from]
     if not args.no_recommend and len(posteriors) == 1:
         recs = recommend(
             posteriors[0],
@@ -225,7 +228,8 @@ def _by_size(args: argparse.Namespace, posteriors: list, routing: list[bool]) ->
 def _print_text(out: dict) -> None:
     print(f"law {out['law']}, objective {out['objective']}, central {out['prob']:.0%} bands")
     if "weights" in out:
-        print("stacking weights: " + ", ".join(f"{k} {v:.3f}" for k, v in out["weights"].items()))
+        weights = ", ".join(f"{k} {v:.3f}" for k, v in out["weights"].items())
+        print(f"mixing weights ({out['weights_method']}): {weights}")
     conv = out.get("conventions")
     fam = (conv or {}).get("family")
     if fam:
