@@ -1,0 +1,211 @@
+"""Simulation-based calibration (Talts et al. 2018, arXiv 1804.06788) of the fits bayesmoe ships.
+
+Each replicate draws a truth and a runs table from the prior predictive of the very model ``bayesmoe.fit``
+samples (:func:`bayesmoe.model.simulate.prior_predictive`, NumPyro ``Predictive``), fits the table through
+``bayesmoe.fit`` (small MCMC settings), thins each chain evenly to ``L`` = 100 draws in all and records
+the rank of the truth among them (0..L) for every law parameter, the noise scale ``sigma``, the pooling
+scales ``*_tau`` (pooled model) and a decision quantity: the optimal ``n_active`` at a budget of 1e21
+FLOPs (``opt_n_active``; routing, whose ``n_active`` is fixed by the budget, ranks the optimal loss,
+``opt_loss``). If the fits are calibrated every rank is uniform on 0..L.
+
+Models: ``chinchilla`` (30 runs), ``granularity`` (40), ``joint`` (40), ``routing`` (30) on the laws'
+default designs (:data:`bayesmoe.model.simulate.DESIGNS`), and ``routing_pooled``: 40 routing runs, 10
+dense and 10 for each of 3 routers, pooled by router (``--group group``, as the demo's Clark fit).
+A run keeps the same table size per model, so one set of compiled programs serves every replicate
+(JAX's persistent cache; run ``bayesmoe.configure()`` first, as here).
+
+Results are appended per replicate to ``benchmarks/sbc/<model>.jsonl`` (resumable: replicates already
+there are skipped). ``--report`` tests each quantity's ranks for uniformity (chi-square on 10 equal
+bins) and draws ECDF-difference plots with a 95% simultaneous band (``benchmarks/sbc/<model>.png``).
+
+    python benchmarks/sbc.py --models chinchilla granularity joint routing routing_pooled --replicates 100
+    python benchmarks/sbc.py --report
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+import bayesmoe
+from bayesmoe.decide.optimum import optimizer_for
+from bayesmoe.model import Prior
+from bayesmoe.model.simulate import DESIGNS, prior_predictive
+
+OUT = Path(__file__).resolve().parent / "sbc"
+#: thinned posterior draws per replicate: ranks run 0..L.
+L = 100
+#: budget (FLOPs) of the decision quantity.
+BUDGET = 1e21
+#: bins of the chi-square uniformity test.
+BINS = 10
+ROUTERS = 3
+
+
+def _pooled_routing(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Routing runs pooled by router: n / 4 dense runs (shared by every router) and n / 4 per router."""
+    per = n // (ROUTERS + 1)
+    design = DESIGNS["routing"](rng, per * (ROUTERS + 1))
+    experts = rng.choice([2, 4, 8, 16, 32, 64, 128, 256, 512], per * ROUTERS)
+    design["n_experts"] = np.concatenate([np.ones(per, dtype=int), experts])
+    design["group"] = ["dense"] * per + [f"router{r}" for r in range(ROUTERS) for _ in range(per)]
+    return design
+
+
+#: model -> (law, design of n runs, runs, group column).
+MODELS: dict[str, tuple[str, Callable[[np.random.Generator, int], pd.DataFrame], int, str | None]] = {
+    "chinchilla": ("chinchilla", DESIGNS["chinchilla"], 30, None),
+    "granularity": ("granularity", DESIGNS["granularity"], 40, None),
+    "joint": ("joint", DESIGNS["joint"], 40, None),
+    "routing": ("routing", DESIGNS["routing"], 30, None),
+    "routing_pooled": ("routing", _pooled_routing, 40, "group"),
+}
+
+
+def quantities(fit: bayesmoe.Fit, truth: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Posterior draws (chains, draws) and the true value of every ranked quantity of one replicate.
+
+    Args:
+        fit: the replicate's fit.
+        truth: the prior-predictive draw it was simulated from (site -> array with a leading axis of 1).
+    """
+    post = fit.idata.posterior
+    names = [p.name for p in fit.law.params] + [f"{fit.law.param(n).latent}_tau" for n in fit.pooled] + ["sigma"]
+    draws = {n: post[n].values for n in names}
+    true = {n: float(np.ravel(truth[n])[0]) for n in names}
+    key = "loss" if fit.law.name == "routing" else "n_active"
+    solve = optimizer_for(fit.law)
+    chains, n = post.sizes["chain"], post.sizes["draw"]
+    draws[f"opt_{key}"] = np.asarray(solve(fit.draws(), np.array([BUDGET]))[key])[:, 0].reshape(chains, n)
+    theta = {k: np.array([float(v)]) for k, v in fit.meta["constants"].items()}
+    theta.update({k: np.ravel(v)[:1] for k, v in truth.items() if np.size(v) == 1})
+    true[f"opt_{key}"] = float(np.asarray(solve(theta, np.array([BUDGET]))[key])[0, 0])
+    return draws, true
+
+
+def rank(draws: np.ndarray, truth: float, rng: np.random.Generator) -> int:
+    """Rank of ``truth`` among ``L`` draws thinned evenly from each chain of ``draws`` (chains, n); ties at random."""
+    chains, n = draws.shape
+    index = np.linspace(0, n - 1, L // chains).round().astype(int)
+    thinned = draws[:, index].ravel()
+    below, ties = int(np.sum(thinned < truth)), int(np.sum(thinned == truth))
+    return below + int(rng.integers(0, ties + 1))
+
+
+def replicate(model: str, seed: int, *, chains: int, warmup: int, draws: int,
+              fit_prior: Mapping[str, Prior] | None = None) -> dict:
+    """One SBC replicate of ``model``: prior-predictive draw, fit, ranks (a JSON-ready record).
+
+    ``fit_prior`` replaces some of the fit's priors while the truth still comes from the defaults: a
+    deliberately mis-specified prior, for the test that SBC can fail. None for the real check.
+    """
+    law, design, n_runs, group = MODELS[model]
+    rng = np.random.default_rng(10_000 + seed)
+    sites, runs = prior_predictive(law, design(rng, n_runs), group=group, seed=seed)
+    runs["loss"] = np.exp(sites["log_loss"][0])
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bayesmoe.fit(runs, law=law, group=group, prior=fit_prior, chains=chains, warmup=warmup, draws=draws,
+                           seed=seed, progress_bar=False)
+    seconds = time.perf_counter() - start
+    posterior, true = quantities(fit, sites)
+    table = fit.summary()
+    ranks = {q: rank(posterior[q], true[q], rng) for q in posterior}
+    return {"replicate": seed, "model": model, "L": L, "ranks": ranks,
+            "r_hat_max": float(table["r_hat"].max()), "ess_bulk_min": float(table["ess_bulk"].min()),
+            "divergences": fit.divergences, "seconds": round(seconds, 2),
+            "settings": {"chains": chains, "warmup": warmup, "draws": draws}}
+
+
+def run(model: str, replicates: int, *, chains: int, warmup: int, draws: int, out: Path = OUT) -> None:
+    """Append replicates 0..replicates-1 of ``model`` not yet in ``out/<model>.jsonl``."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{model}.jsonl"
+    done = {json.loads(line)["replicate"] for line in path.read_text().splitlines()} if path.exists() else set()
+    for seed in range(replicates):
+        if seed in done:
+            continue
+        record = replicate(model, seed, chains=chains, warmup=warmup, draws=draws)
+        with path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        print(f"{model} replicate {seed}: {record['seconds']:.1f} s, r_hat max {record['r_hat_max']:.3f}", flush=True)
+
+
+def uniformity(ranks: np.ndarray, size: int = L, bins: int = BINS) -> float:
+    """Chi-square p-value of ranks in 0..size, counted in ``bins`` equal bins, against the uniform."""
+    counts = np.bincount((np.asarray(ranks) * bins) // (size + 1), minlength=bins)
+    return float(stats.chisquare(counts).pvalue)
+
+
+def report(out: Path = OUT) -> pd.DataFrame:
+    """Uniformity p-value per model and quantity, and one ECDF-difference figure per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for path in sorted(out.glob("*.jsonl")):
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        names = list(records[0]["ranks"])
+        fig, axes = plt.subplots(1, len(names), figsize=(1.9 * len(names), 2.0), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            ranks = np.array([r["ranks"][name] for r in records])
+            rows.append({"model": path.stem, "quantity": name, "replicates": len(ranks), "p_value": uniformity(ranks)})
+            _ecdf_difference(ax, ranks, name)
+        fig.suptitle(f"{path.stem}: ECDF of rank / (L + 1) minus uniform, 95% band", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / f"{path.stem}.png", dpi=80)
+        plt.close(fig)
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The report table as Markdown: model, quantity, replicates, p-value (chi-square, 10 bins)."""
+    lines = ["| model | quantity | replicates | uniformity p (chi-square, 10 bins) |", "|---|---|---|---|"]
+    lines += [f"| {r.model} | `{r.quantity}` | {r.replicates} | {r.p_value:.3f} |" for r in table.itertuples()]
+    return "\n".join(lines)
+
+
+def _ecdf_difference(ax, ranks: np.ndarray, title: str) -> None:
+    """ECDF of the fractional ranks minus the uniform CDF, with a 95% simultaneous (Kolmogorov) band."""
+    fractional = np.sort((ranks + 0.5) / (L + 1))
+    grid = np.linspace(0, 1, 201)
+    band = 1.358 / np.sqrt(len(ranks))
+    ax.fill_between(grid, -band, band, color="0.85")
+    ax.plot(grid, np.searchsorted(fractional, grid, side="right") / len(ranks) - grid, color="C0", lw=1)
+    ax.set_title(title, fontsize=7)
+    ax.set_ylim(-2.5 * band, 2.5 * band)
+    ax.tick_params(labelsize=6)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--replicates", type=int, default=100)
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--report", action="store_true", help="summarise the results in --out")
+    args = parser.parse_args(argv)
+    if args.report:
+        print(markdown(report(args.out)))
+        return 0
+    bayesmoe.configure()
+    for model in args.models:
+        run(model, args.replicates, chains=args.chains, warmup=args.warmup, draws=args.draws, out=args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
