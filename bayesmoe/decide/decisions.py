@@ -8,7 +8,8 @@
   distance; ``warnings``: one sentence per budget past :data:`EXTRAPOLATION_WARN` times the fitted compute;
 
 and returns the ``conventions`` it used once (family, N counts, FLOP model, expansion rate, vocabulary,
-which parameters the bands describe, and where the fitted runs disagree with an assumption).
+which parameters the bands describe, whether the loss bands include the model-discrepancy term, and where
+the fitted runs disagree with an assumption).
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def decide(
     """(conventions, one dict per budget) for a fit or a published set (module doc).
 
     Args:
-        posterior: a :class:`~bayesmoe.fit.Fit` or :class:`~bayesmoe.decide.optimum.PointPosterior`.
+        posterior: a :class:`~bayesmoe.inference.Fit` or :class:`~bayesmoe.decide.optimum.PointPosterior`.
         budgets: training FLOPs (B,).
         family: ``"runs"``, ``"paper"`` or None (runs when the fitted table has d_model and n_layers).
         group: hierarchical fits: None (population mean), a fitted group or a new label.
