@@ -277,3 +277,13 @@ def test_bands_of_each_draws_best_configuration():
         assert bands[key]["q05"] <= bands[key]["q50"] <= bands[key]["q95"], key
     assert bands["d_model"]["q05"] % family_from_runs(SWEEP).head_dim == 0
     assert bands["n_layers"]["q05"] <= entry["config"]["n_layers"] <= bands["n_layers"]["q95"]
+
+
+def test_expert_counts_past_the_fitted_runs_are_flagged():
+    fit = JitteredFit(JOINT, SWEEP)
+    _, (entry,) = decide(fit, [10 * SWEEP["compute"].max()])
+    assert entry["config"]["n_experts"] > SWEEP["n_experts"].max()  # the joint law favours the most experts
+    assert any("extrapolation in expert count" in w for w in entry["warnings"])
+    _, (capped,) = decide(fit, [10 * SWEEP["compute"].max()], options={"experts_max": SWEEP["n_experts"].max()})
+    assert capped["config"]["n_experts"] <= SWEEP["n_experts"].max()
+    assert not any("expert count" in w for w in capped["warnings"])

@@ -171,6 +171,20 @@ def merge(recommendation: dict | None, decision: dict) -> dict:
     return out
 
 
+def _beyond_runs(config: dict | None, runs: pd.DataFrame | None) -> list[str]:
+    """Warnings for a configuration whose expert count or granularity lies past every fitted run's."""
+    if config is None or runs is None:
+        return []
+    out = []
+    for key, what in (("n_experts", "expert count"), ("granularity", "granularity")):
+        if key in runs.columns and runs[key].notna().any() and config[key] > runs[key].max():
+            out.append(
+                f"extrapolation in {what}: {key} {config[key]} is past the fitted runs' largest "
+                f"({runs[key].max():g}); --experts-max / --granularity-max bound the search"
+            )
+    return out
+
+
 def heldout_points(posterior) -> list[tuple[float, float, str]]:
     """(distance past the fitted compute, |median prediction - observed| in nats, run_id) of each held-out run."""
     heldout = getattr(posterior, "heldout", None)
@@ -271,6 +285,7 @@ def decide(
                 f"extrapolation: {compute:.3g} FLOPs is {factor:.3g}x the largest fitted run "
                 f"({largest:.3g} FLOPs), past {EXTRAPOLATION_WARN:g}x; the bands assume the law holds there"
             )
+        entry["warnings"] += _beyond_runs(entry.get("config"), runs)
         if heldout and factor is not None:
             d, err, run = min(heldout, key=lambda h: abs(np.log(h[0]) - np.log(factor)))
             entry["heldout_check"] = {"run_id": run, "distance": d, "abs_error": err}
