@@ -1,0 +1,108 @@
+"""Out-of-sample check on our own runs: fit below the held-out isoFLOP budget, predict its profiles.
+
+The CPU sweep (``datasets/trainer_cpu_sweep.csv``) holds one isoFLOP budget out of the fit (the largest,
+``design == "heldout"`` or the top ``budget``). This script fits the law on the other runs (default NUTS
+settings), learns the model-discrepancy term by forward chaining within them (:mod:`bayesmoe.decide.validate`),
+and for the held-out runs reports: coverage of the 90% predictive intervals (law-only and with the
+discrepancy term), median |relative error| of the predictive median, and, per held-out profile (one
+family: n_experts, top_k, granularity, shared_ratio), whether the observed best size lies inside the
+90% band of the optimal ``n_active`` on that profile.
+
+The optimal size on a profile is found along the profile's own iso-compute curve: tokens and embedding
+counts are interpolated log-linearly in ``n_active`` between the profile's runs (real FLOPs, as trained),
+the law's mean loss is evaluated per posterior draw on a grid of 200 sizes spanning the profile, and the
+argmin per draw gives the band. A band whose edge touches the grid edge is reported as such.
+
+    python benchmarks/heldout_profile.py [--runs dataset:trainer_cpu_sweep] [--law joint] [--out FILE.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+
+import bayesmoe
+from bayesmoe.decide import validate as validation
+from bayesmoe.runs import load_runs
+
+FAMILY = ["n_experts", "top_k", "granularity", "shared_ratio"]
+PROB = 0.9
+
+
+def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit runs, held-out runs): the ``design == "heldout"`` rows, else the top budget."""
+    if "design" in frame.columns and (frame["design"] == "heldout").any():
+        held = frame["design"] == "heldout"
+    else:
+        key = frame["budget"] if "budget" in frame.columns else frame["compute"].round(-10)
+        held = key == key.max()
+    return frame[~held].copy(), frame[held].copy()
+
+
+def profile_grid(profile: pd.DataFrame, points: int = 200) -> pd.DataFrame:
+    """Runs-table rows along one isoFLOP profile: log-linear interpolation in n_active between its runs."""
+    profile = profile.sort_values("n_active")
+    log_n = np.log(profile["n_active"].to_numpy(float))
+    grid = np.linspace(log_n.min(), log_n.max(), points)
+    rows = {"n_active": np.exp(grid)}
+    for column in ("tokens", "n_embedding", "n_total", "compute"):
+        if column in profile.columns:
+            rows[column] = np.exp(np.interp(grid, log_n, np.log(np.maximum(profile[column].to_numpy(float), 1.0))))
+    out = pd.DataFrame(rows)
+    for column in FAMILY + (["group"] if "group" in profile.columns else []):
+        out[column] = profile[column].iloc[0]
+    out["run_id"] = [f"grid{i}" for i in range(points)]
+    return out
+
+
+def best_size_band(fitted, profile: pd.DataFrame, prob: float = PROB) -> dict:
+    grid = profile_grid(profile)
+    log_loss = fitted.log_mean(grid)  # (S, points)
+    best = grid["n_active"].to_numpy()[np.argmin(log_loss, axis=1)]
+    lo, mid, hi = np.quantile(best, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2])
+    observed = float(profile.loc[profile["loss"].idxmin(), "n_active"])
+    edge = np.mean((best <= grid["n_active"].iloc[0]) | (best >= grid["n_active"].iloc[-1]))
+    return {"family": {c: profile[c].iloc[0] for c in FAMILY}, "sizes": len(profile), "observed_best": observed,
+            "band": [float(lo), float(mid), float(hi)], "inside": bool(lo <= observed <= hi),
+            "share_at_grid_edge": float(edge)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default="dataset:trainer_cpu_sweep")
+    parser.add_argument("--law", default="joint")
+    parser.add_argument("--out", default="benchmarks/heldout_profile_results.json")
+    parser.add_argument("--heldout", metavar="EXPR", help="pandas query of the held-out runs (default: see split)")
+    parser.add_argument("--method", choices=["nuts", "laplace"], default="nuts", help="laplace: a quick dry run")
+    args = parser.parse_args()
+    bayesmoe.configure()
+    frame = load_runs(args.runs, law=args.law)
+    if args.heldout:
+        held = frame.eval(args.heldout).to_numpy(bool)
+        train, heldout = frame[~held].copy(), frame[held].copy()
+    else:
+        train, heldout = split(frame)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = bayesmoe.fit(train, law=args.law, progress_bar=False, method=args.method)
+        if args.method == "laplace":
+            validation.REFIT_METHOD = "laplace"
+        validation.validate(fitted)
+    fit_warnings = sorted({str(w.message) for w in caught if w.category.__name__ == "FitWarning"})
+    scores = validation.calibration(fitted, heldout)
+    profiles = [best_size_band(fitted, p) for _, p in heldout.groupby(FAMILY) if len(p) >= 3]
+    result = {"law": args.law, "n_fit": len(train), "n_heldout": len(heldout),
+              "heldout_compute": float(heldout["compute"].median()),
+              "largest_fitted_compute": float(train["compute"].max()),
+              "scores": scores, "profiles": profiles, "fit_warnings": fit_warnings,
+              "discrepancy": fitted.meta.get("discrepancy")}
+    with open(args.out, "w") as handle:
+        json.dump(result, handle, indent=1, default=float)
+    print(json.dumps(result, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
