@@ -236,7 +236,8 @@ def _print_text(out: dict) -> None:
         print(
             f"family '{fam['name']}': d_model/n_layers {fam['aspect_ratio'][0]:g}-{fam['aspect_ratio'][1]:g} "
             f"(preferred {fam['preferred_aspect_ratio']:g}), head dim {fam['head_dim']}, vocab {fam['vocab_size']}, "
-            f"seq_len {fam['seq_len'] or 'unknown'}, FFN {fam['ffn_mult']:g} d_model, FLOPs {fam['flop_model'].split(':')[0]}"
+            f"seq_len {fam['seq_len'] or 'unknown'}, FFN {fam['ffn_mult']:g} d_model, "
+            f"FLOPs {fam['flop_model'].split(':')[0]}"
         )
     if conv:
         print(f"N counts: {conv['n_counts']}; parameters: {conv['parameters']}")
