@@ -85,9 +85,10 @@ def test_models_mark_truncated_exponents_and_the_irreducible_loss():
     assert [n for n, natural in zip(names, marks.natural) if natural] == ["log_c"]
     # pooled across groups, c's population mean keeps its log scale
     pooled = ModelSpec(law, default_priors(law), groups=("a", "b"), pooled=("c",))
-    z_pooled = z | {"log_c_tau": jnp.zeros(()), "log_c_z": jnp.zeros(2)}
+    z_pooled = {k: v for k, v in z.items() if k != "log_c"} | {
+        "log_c_tau": jnp.zeros(()), "log_c_mean": jnp.zeros(()), "log_c_shift": jnp.zeros(()), "log_c_z": jnp.zeros(1)}
     marks = coordinates.marks(build_model(pooled), kwargs, z_pooled)
-    assert not marks.natural.any() and marks.kind[sorted(z_pooled).index("log_c")] == IDENTITY
+    assert not marks.natural.any() and marks.kind[sorted(z_pooled).index("log_c_mean")] == IDENTITY
     # the between-group scale is the one coordinate the mode search holds
     assert [n for n, held in zip(sorted(z_pooled), marks.pooling_scale) if held] == ["log_c_tau"]
 

@@ -22,11 +22,11 @@ from .mode import MAP_MIN_STARTS, ModeFinder
 def estimate_centring(spec: ModelSpec, model_kwargs: dict, key: jax.Array) -> dict[str, float]:
     """The centredness ``w`` of each pooled term from the data (:mod:`bayesmoe.model`): ``t^2 / (t^2 + s^2)``.
 
-    On the centred model (``w = 1``), the mode with every ``tau`` held at its prior median gives, per
-    group, the group value ``g`` on its pooling scale and its Laplace variance ``v``; ``s^2`` (the
-    variance from the group's own data) is ``v`` with the prior's ``1/tau^2`` taken out, averaged
-    over groups, and ``t^2`` (the between-group variance the data show) is the variance of the ``g``
-    across groups less ``s^2`` where that exceeds ``s^2`` (the groups visibly differ: ``w`` -> 1 as
+    On the centred model (``w = 1``), the mode with every ``tau`` held at its prior median gives the
+    groups' deviations from their mean on the pooling scale, in an orthonormal zero-sum basis (``G - 1``
+    values ``r``), and their Laplace variances ``v``; ``s^2`` (the variance from a group's own data) is
+    ``v`` with the prior's ``1/tau^2`` taken out, averaged, and ``t^2`` (the between-group variance the
+    data show) is the mean of ``r^2`` less ``s^2`` where that exceeds ``s^2`` (the groups visibly differ: ``w`` -> 1 as
     they differ more). Where it does not, ``tau``'s posterior is its prior cut off above by the data: it
     spans from about the prior's scale down towards 0, where each form is a funnel at one end, and ``t``
     is its log-middle, about ``s`` (``w = 0.5``, the compromise), or the prior median of ``tau`` where that
@@ -68,7 +68,7 @@ def estimate_centring(spec: ModelSpec, model_kwargs: dict, key: jax.Array) -> di
         if not np.isfinite(noise):
             out[name] = 0.0
             continue
-        between = float(np.var(values, ddof=1)) - noise
+        between = float(np.mean(values**2)) - noise   # the deviations in an orthonormal zero-sum basis
         # no visible spread: tau's posterior runs from its prior's scale down towards 0; its log-middle is
         # about the group noise s, capped by the prior median
         spread = between if between > noise else min(noise, tau**2)

@@ -105,11 +105,7 @@ def fit(
         spec = replace(spec, centring=estimate_centring(spec, kwargs, jax.random.PRNGKey(settings.seed)))
     model = build_model(spec)
 
-    dims = {"log_loss": ["run"]}
-    for name in pooled:
-        p = law.param(name)
-        dims[f"{p.latent}_z"] = ["group"]
-        dims[f"{name}_group"] = ["group"]
+    dims = {"log_loss": ["run"], **{f"{name}_group": ["group"] for name in pooled}}
     coords = {"run": frame["run_id"].tolist(), "group": list(groups)}
     modes: tuple[dict, ...] = ()
     if method == "nuts":

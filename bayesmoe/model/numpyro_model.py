@@ -3,21 +3,24 @@
 Likelihood: ``log L_obs ~ StudentT(nu=4, mean, sigma)`` (the Bayesian counterpart of the papers' Huber
 loss on log L; ``likelihood="normal"`` for a Normal), ``sigma ~ HalfNormal(0.1)``.
 
-Partial pooling (``group`` given): each pooled parameter has a population value ``mu`` (the
-parameter's prior), a between-group scale ``tau`` and one value per group, spread on the parameter's
-pooling scale (:mod:`bayesmoe.model.pooling`: its latent, or for a truncated latent an unbounded
-transform of it, so group values stay inside the bounds), with ``tau ~ HalfNormal(0.5 x the
-parameter's prior sd on that scale)``. With ``m`` the population value on that scale, ``g_u ~
-Normal(m, tau)`` is sampled *partially centred* (NumPyro's ``LocScaleReparam`` written out):
-``r_g ~ Normal(w m, tau^w)``, ``g_u = m + tau^(1 - w) (r_g - w m)``. ``w = 0`` is the non-centred form,
-a funnel when each group's data pin its value down far more tightly than ``tau``; ``w = 1`` the centred
-form, a funnel when the group data are weak against ``tau``. ``ModelSpec.centring`` holds ``w`` per
-term, estimated from the data by :func:`bayesmoe.inference.centring.estimate_centring`;
-``CENTRING_DEFAULT`` otherwise. By default the level terms (log-coefficients, irreducible loss) are
-pooled and exponents shared; ``pool=`` adds parameters.
+Partial pooling (``group`` given): each pooled parameter has a population value ``m``, a between-group
+scale ``tau`` and one value per group, spread on the parameter's pooling scale
+(:mod:`bayesmoe.model.pooling`: its latent, or for a truncated latent an unbounded transform of it, so
+group values stay inside the bounds): ``m ~ Normal(m0, s0)`` (the parameter's prior, carried to that
+scale for a truncated latent), ``tau ~ HalfNormal(0.5 s0)``, ``g ~ Normal(m, tau)``. With few groups
+whose data pin their values down, ``m`` given ``tau`` has sd about ``tau / sqrt(G)``, a funnel in
+whichever form ``m`` and ``g`` are sampled; so the groups' mean ``gbar`` is sampled instead (the data fix
+it whatever ``tau`` is), ``m`` from its exact conditional given ``gbar`` through a standard-normal
+``shift``, and the zero-sum deviations ``g - gbar`` *partially centred* (NumPyro's ``LocScaleReparam``
+written out) with centredness ``w``: 0 non-centred, a funnel when each group's data pin its value down
+more tightly than ``tau``; 1 centred, a funnel when they are weak against ``tau`` (:func:`_pooled`).
+``ModelSpec.centring`` holds ``w`` per term, estimated from the data by
+:func:`bayesmoe.inference.centring.estimate_centring`; ``CENTRING_DEFAULT`` otherwise. By default the level
+terms (log-coefficients, irreducible loss) are pooled and exponents shared; ``pool=`` adds parameters.
 
 Sites: ``log_<p>`` / ``<p>`` (population latent), ``<p>`` (natural, deterministic), and for pooled
-parameters ``<latent>_tau``, ``<latent>_z`` (the partially centred ``r``, shape G) and ``<p>_group``
+parameters (whose population latent is deterministic) ``<latent>_tau``, ``<latent>_mean`` (``gbar``),
+``<latent>_shift``, ``<latent>_z`` (the partially centred deviations, shape G - 1) and ``<p>_group``
 (natural, shape G).
 
 Sampling coordinates (:mod:`bayesmoe.inference.coordinates`): each truncated latent is marked
@@ -39,8 +42,8 @@ import pandas as pd
 from numpyro import handlers
 
 from ..errors import BayesMoeError
-from ..laws.base import Law
-from .pooling import TAU_PRIOR_FRACTION, pooling_map, tau_prior_sd
+from ..laws.base import Law, Param
+from .pooling import TAU_PRIOR_FRACTION, contrasts, pooling_map, population_prior, tau_prior_sd
 from .priors import Prior
 
 STUDENT_T_NU = 4.0
@@ -83,10 +86,12 @@ class ModelSpec:
         for name in self.pooled if self.hierarchical else ():
             p = self.law.param(name)
             prior, scale = self.priors[name], pooling_map(self.priors[name]).describe(p.latent)
+            m0, s0 = population_prior(prior)
+            out[name] = f"population {scale} ~ Normal({m0:.4g}, {s0:.4g})"
             out[f"{p.latent}_tau"] = (f"HalfNormal({tau_prior_sd(prior):.4g}) "
-                                      f"({TAU_PRIOR_FRACTION:g} x the prior sd of {scale})")
-            out[f"{p.latent}_z"] = (f"{scale} per group ~ Normal(population value, {p.latent}_tau), sampled with "
-                                    f"centredness {self.centring_of(name):.2f}")
+                                      f"({TAU_PRIOR_FRACTION:g} x the population prior sd)")
+            out[f"{p.latent}_z"] = (f"{scale} per group ~ Normal(population value, {p.latent}_tau); group mean and "
+                                    f"zero-sum deviations sampled, centredness {self.centring_of(name):.2f}")
         out["sigma"] = f"HalfNormal({SIGMA_PRIOR_SD:g}) (noise scale of log loss)"
         out["likelihood"] = f"StudentT(nu={STUDENT_T_NU:g})" if self.likelihood == "student_t" else "Normal"
         return out
@@ -103,31 +108,51 @@ def sample_parameters(spec: ModelSpec, group_index: jnp.ndarray) -> dict[str, jn
     for p in spec.law.params:
         if p.name in spec.fixed:
             theta[p.name] = jnp.asarray(spec.fixed[p.name])
-            continue
-        prior = spec.priors[p.name]
-        latent = numpyro.sample(p.latent, prior.distribution(), infer=_sampling_marks(spec, p, prior))
-        if p.scale == "log":
-            numpyro.deterministic(p.name, p.to_natural(latent))
-        if spec.hierarchical and p.name in spec.pooled:
-            pooling = pooling_map(prior)
-            tau = numpyro.sample(f"{p.latent}_tau", dist.HalfNormal(tau_prior_sd(prior)), infer={"pooling_scale": True})
-            centre, w = pooling.to_pooling(latent), spec.centring_of(p.name)
-            with numpyro.plate("group", len(spec.groups)):
-                raw = numpyro.sample(f"{p.latent}_z", dist.Normal(w * centre, tau**w))
-            group_latent = pooling.from_pooling(centre + tau ** (1.0 - w) * (raw - w * centre))
-            group_values = numpyro.deterministic(f"{p.name}_group", p.to_natural(group_latent))
-            theta[p.name] = group_values[group_index]
+        elif spec.hierarchical and p.name in spec.pooled:
+            theta[p.name] = _pooled(spec, p, spec.priors[p.name])[group_index]
         else:
+            prior = spec.priors[p.name]
+            latent = numpyro.sample(p.latent, prior.distribution(), infer=_sampling_marks(p, prior))
+            if p.scale == "log":
+                numpyro.deterministic(p.name, p.to_natural(latent))
             theta[p.name] = p.to_natural(latent)
     return theta
 
 
-def _sampling_marks(spec: ModelSpec, param, prior: Prior) -> dict:
-    """The site's ``infer`` marks read by :func:`bayesmoe.inference.coordinates.marks`."""
-    pooled = spec.hierarchical and param.name in spec.pooled
+def _pooled(spec: ModelSpec, p: Param, prior: Prior) -> jnp.ndarray:
+    """A pooled parameter's group values (natural scale, shape (G,)), sampled by their mean (module doc).
+
+    On the pooling scale: population ``m ~ Normal(m0, s0)`` (:func:`population_prior`), group values
+    ``g ~ Normal(m, tau)``. Sampled as the groups' mean ``gbar ~ Normal(m0, sqrt(s0^2 + tau^2 / G))``,
+    ``m = m0 + k (gbar - m0) + sqrt(k / G) tau shift`` with ``k = s0^2 / (s0^2 + tau^2 / G)`` and
+    ``shift ~ Normal(0, 1)`` (the exact conditional of ``m`` given ``gbar``), and the zero-sum deviations
+    ``g - gbar = B tau^(1 - w) r`` with ``r ~ Normal(0, tau^w)`` (``G - 1`` values, ``B`` an orthonormal
+    basis of zero-sum vectors, ``w`` the centredness). The same joint distribution as sampling ``m``
+    and each ``g`` directly; but the data pin ``gbar`` down whatever ``tau`` is, and ``shift`` is
+    exactly standard normal a posteriori, so neither forms a funnel with ``tau``.
+    """
+    pooling, groups = pooling_map(prior), len(spec.groups)
+    m0, s0 = population_prior(prior)
+    tau = numpyro.sample(f"{p.latent}_tau", dist.HalfNormal(TAU_PRIOR_FRACTION * s0), infer={"pooling_scale": True})
+    spread = jnp.sqrt(s0**2 + tau**2 / groups)
+    mean = numpyro.sample(f"{p.latent}_mean", dist.Normal(m0, spread))
+    shift = numpyro.sample(f"{p.latent}_shift", dist.Normal(0.0, 1.0))
+    k = s0**2 / spread**2
+    population = m0 + k * (mean - m0) + jnp.sqrt(k / groups) * tau * shift
+    latent = numpyro.deterministic(p.latent, pooling.from_pooling(population))
+    if p.scale == "log":
+        numpyro.deterministic(p.name, p.to_natural(latent))
+    w = spec.centring_of(p.name)
+    raw = numpyro.sample(f"{p.latent}_z", dist.Normal(0.0, tau**w).expand([groups - 1]).to_event(1))
+    deviations = jnp.asarray(contrasts(groups)) @ (tau ** (1.0 - w) * raw)
+    return numpyro.deterministic(f"{p.name}_group", p.to_natural(pooling.from_pooling(mean + deviations)))
+
+
+def _sampling_marks(param: Param, prior: Prior) -> dict:
+    """The ``infer`` marks of an unpooled parameter's site, read by :func:`bayesmoe.inference.coordinates.marks`."""
     if prior.low is not None or prior.high is not None:
         return {"soft_bounds": True}
-    if param.sample_scale == "natural" and param.scale == "log" and not pooled:
+    if param.sample_scale == "natural" and param.scale == "log":
         return {"natural_scale": True}
     return {}
 

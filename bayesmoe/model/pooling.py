@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from scipy import stats
 
 from .priors import Prior
@@ -79,13 +80,28 @@ def pooling_map(prior: Prior) -> PoolingMap:
     return PoolingMap(prior.low, prior.high)
 
 
-def tau_prior_sd(prior: Prior) -> float:
-    """Scale of the HalfNormal prior of a pooled parameter's ``tau``: ``TAU_PRIOR_FRACTION`` times the
-    parameter's prior sd on its pooling scale (for a truncated latent, the prior sd times the map's slope
-    at the prior median)."""
+def population_prior(prior: Prior) -> tuple[float, float]:
+    """(mean, sd) of the Normal prior of a pooled parameter's population value on its pooling scale: the
+    parameter's own prior for an untruncated latent; for a truncated one, centred on the pooling-scale
+    value of the prior median with the prior sd times the map's slope there."""
     if prior.low is None and prior.high is None:
-        return TAU_PRIOR_FRACTION * prior.sd
+        return float(prior.loc), float(prior.sd)
     lo = -float("inf") if prior.low is None else (prior.low - prior.loc) / prior.sd
     hi = float("inf") if prior.high is None else (prior.high - prior.loc) / prior.sd
     median = float(stats.truncnorm.median(lo, hi, loc=prior.loc, scale=prior.sd))
-    return TAU_PRIOR_FRACTION * prior.sd * pooling_map(prior).slope(median)
+    pooling = pooling_map(prior)
+    with jax.ensure_compile_time_eval():   # a constant, also when called while a model is traced
+        centre = float(pooling.to_pooling(median))
+    return centre, prior.sd * pooling.slope(median)
+
+
+def tau_prior_sd(prior: Prior) -> float:
+    """Scale of the HalfNormal prior of a pooled parameter's ``tau``: ``TAU_PRIOR_FRACTION`` times the sd of
+    its population prior on the pooling scale (:func:`population_prior`)."""
+    return TAU_PRIOR_FRACTION * population_prior(prior)[1]
+
+
+def contrasts(groups: int) -> np.ndarray:
+    """An orthonormal basis of the zero-sum vectors of length ``groups``, shape (groups, groups - 1)."""
+    basis = np.linalg.qr(np.eye(groups) - 1.0 / groups, mode="complete")[0]
+    return basis[:, : groups - 1] if groups > 1 else np.zeros((1, 0))
