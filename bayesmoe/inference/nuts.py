@@ -4,8 +4,9 @@
 closes over the data. Here the potential is generated from arguments (mode, whitening factor, coordinates
 and data), so the two programs, warmup and sampling, are traced once per model and table size, reused by
 every chain, and found in the persistent compilation cache by any later fit of a table of that size.
-:func:`run_nuts` samples in coordinates whitened by the Laplace factor at the mode; ``docs/sampling.md``
-says why.
+:func:`run_nuts` samples in coordinates whitened by the Laplace factor at the mode (re-whitened by a pilot
+warmup for a hierarchical model), with the chains started over-dispersed and spread over the modes the
+search found (:func:`chain_starts`); ``docs/sampling.md`` says why.
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def describe_modes(finder: ModeFinder, mode: Mode, model_kwargs: dict, chain_mod
     return tuple(out)
 
 
-def chain_starts(mode: Mode, key, chains: int) -> tuple[np.ndarray, list[int]]:
+def chain_starts(mode: Mode, key: jax.Array, chains: int) -> tuple[np.ndarray, list[int]]:
     """Initial points in whitened coordinates ``u`` (chains, k), and the mode each chain starts in.
 
     Chain ``c`` starts in mode ``c mod M`` of the ``M`` modes with enough mass (``Mode.modes``; the best
@@ -111,15 +112,14 @@ def chain_starts(mode: Mode, key, chains: int) -> tuple[np.ndarray, list[int]]:
     return np.stack([offsets[m] + j for m, j in zip(which, jitter)]), which
 
 
-def _pilot_scale(programs: ChainPrograms, mode: Mode, model_kwargs: dict, key) -> jnp.ndarray:
+def _pilot_scale(programs: ChainPrograms, mode: Mode, model_kwargs: dict, key: jax.Array) -> jnp.ndarray:
     """A whitening factor for a hierarchical model from one pilot warmup: ``L chol(M^-1)``.
 
     The held-scale Laplace factor ``L`` of such a model is only a rough whitening (its curvature is
-    that of one value of each ``tau``): the posterior in ``u`` then spans scales from 1e-2 to 1e2,
-    and NumPyro's shrinkage of its dense mass-matrix estimate towards a small multiple of the identity
-    distorts the narrow directions (on the pooled Clark fit, step size 0.006 and 94% of draws at the
-    maximum tree depth). One warmup from the mode estimates the posterior covariance ``M^-1`` in ``u``;
-    the chains then warm up and sample in coordinates whitened by it.
+    that of one value of each ``tau``): on the pooled Clark fit the posterior in ``u`` spanned sds from
+    0.2 to 300, where NumPyro's shrinkage of its dense mass-matrix estimate towards a small multiple of
+    the identity distorts the narrow directions. One warmup from the mode estimates the posterior
+    covariance ``M^-1`` in ``u``; the chains then warm up and sample in coordinates whitened by it.
     """
     start, _ = chain_starts(mode, key, 1)
     pilot = programs.warmup(jax.random.fold_in(key, 1), jnp.asarray(start[0]), (mode.flat, mode.scale, mode.coordinates,
@@ -129,8 +129,8 @@ def _pilot_scale(programs: ChainPrograms, mode: Mode, model_kwargs: dict, key) -
     return mode.scale if factor is None else jnp.asarray(np.asarray(mode.scale) @ factor)
 
 
-def run_nuts(model, model_kwargs: dict, settings: Settings, finder: ModeFinder | None = None) -> Draws:
-    """NUTS in whitened coordinates around the posterior mode (see the module doc).
+def run_nuts(model: Callable, model_kwargs: dict, settings: Settings, finder: ModeFinder | None = None) -> Draws:
+    """NUTS in whitened coordinates around the posterior modes (see the module doc).
 
     Args:
         model, model_kwargs: the NumPyro model and its data.
