@@ -174,6 +174,8 @@ def simulate_runs(
         The design with ``run_id`` (``sim<i>``, unless the design has one) and ``loss`` (nats), one row per run.
     """
     law = get_law(law)
+    if not float(noise) >= 0:
+        raise BayesMoeError(f"simulate_runs: noise must be >= 0 (the likelihood's scale on log loss), got {noise}")
     missing = [name for name in law.param_names if name not in values]
     if missing:
         raise BayesMoeError(f"simulate_runs: law '{law.name}' needs values for {', '.join(missing)}")
@@ -184,8 +186,11 @@ def simulate_runs(
     model = build_model(ModelSpec(law=law, priors=default_priors(law), likelihood=likelihood))
     kwargs = model_data(law, runs.assign(loss=1.0))
     point = {p.latent: jnp.asarray(p.to_latent(float(values[p.name]))) for p in law.params}
-    point["sigma"] = jnp.asarray(float(noise))
-    runs["loss"] = np.exp(draw_log_loss(likelihood_of(model, point, kwargs), rng))
+    # the likelihood is a location-scale family: draw it at scale 1, then scale (noise = 0 is allowed)
+    point["sigma"] = jnp.asarray(1.0)
+    fn = likelihood_of(model, point, kwargs)
+    mean = np.asarray(fn.loc)
+    runs["loss"] = np.exp(mean + float(noise) * (draw_log_loss(fn, rng) - mean))
     return runs
 
 
