@@ -1,8 +1,10 @@
 """``bayesmoe demo``: the main job on the shipped data, as the commands a user would type.
 
 1. Our own runs (``datasets/trainer_cpu_sweep.csv``, the trainer's CPU sweep): fit the granularity
-   and joint laws, compare them by PSIS-LOO, print what to train (trainable configurations) at 10x
-   and 30x the largest run, and write a report to ``<out>/demo/``.
+   and joint laws on the runs below the top budget (its runs are held out), learn how the joint law's
+   error grows past the data and check it on the held-out runs (``bayesmoe validate``), compare the laws
+   by PSIS-LOO, print what to train (trainable configurations) at 10x and 30x the largest run, and write
+   a report to ``<out>/demo/``.
 2. Real MoE runs nobody here made (Clark et al. 2022, shipped): the routing law pooled by router, the
    best expert count by active size and where experts stop paying, and a report to ``<out>/clark2022/``.
 3. Dense runs at scale (Gadre et al. 2024, C4, shipped): the Chinchilla law and what to train at
@@ -51,6 +53,13 @@ def own_decisions() -> tuple[list[str], list[str]]:
     return budgets, expansion
 
 
+def top_budget_runs() -> int:
+    """How many runs of our sweep lie at its top budget (within 2x of its largest compute): the runs the
+    demo's joint fit holds out and predicts."""
+    compute = load_runs("dataset:trainer_cpu_sweep")["compute"]
+    return int((compute >= 0.5 * compute.max()).sum())
+
+
 def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
     """The demo as (title, bayesmoe argv) pairs."""
     own, clark = out / "demo", out / "clark2022"
@@ -58,15 +67,22 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
     gran, joint, routing = str(own / "granularity.nc"), str(own / "joint.nc"), str(clark / "routing.nc")
     gadre = str(out / "gadre2024" / "chinchilla.nc")
     budgets, expansion = own_decisions()
+    heldout = top_budget_runs()
     return [
         ("Our own runs: the trainer's CPU sweep", ["datasets"]),
         (
             "Fit the granularity law (Krajewski et al. 2024)",
-            ["fit", "dataset:trainer_cpu_sweep", "--law", "granularity", "--out", gran, *mcmc],
+            ["fit", "dataset:trainer_cpu_sweep", "--law", "granularity", "--holdout-top-compute", str(heldout),
+             "--out", gran, *mcmc],
         ),
         (
-            "Fit the joint MoE law (Ludziejewski et al. 2025)",
-            ["fit", "dataset:trainer_cpu_sweep", "--law", "joint", "--out", joint, *mcmc],
+            f"Fit the joint MoE law (Ludziejewski et al. 2025), holding out the {heldout} runs of the top budget",
+            ["fit", "dataset:trainer_cpu_sweep", "--law", "joint", "--holdout-top-compute", str(heldout),
+             "--out", joint, *mcmc],
+        ),
+        (
+            "How the law's error grows past the data: forward chaining, the discrepancy term, the held-out runs",
+            ["validate", joint],
         ),
         ("Which law predicts held-out runs better (PSIS-LOO, stacking weights)", ["compare", gran, joint]),
         (
