@@ -6,8 +6,8 @@ import pytest
 
 import bayesmoe
 import bayesmoe.laws
-from bayesmoe.inference import FitWarning
 from bayesmoe.laws.base import Law, Param, column
+from bayesmoe.model import IdentifiabilityWarning
 
 
 def _covariates(frame):
@@ -30,9 +30,10 @@ def test_a_parameter_the_likelihood_ignores_is_named_and_the_identified_one_is_n
     x = rng.uniform(0.5, 1.5, 30)
     runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(30)], "n_active": x, "tokens": 1e9,
                          "loss": (1.0 + 2.0 * x) * np.exp(rng.normal(0.0, 0.01, 30))})
-    with pytest.warns(FitWarning, match="barely identify q") as caught:
+    with pytest.warns(IdentifiabilityWarning, match="barely identify q") as caught:
         fit = bayesmoe.fit(runs, SLOPE_AND_IDLE, chains=2, warmup=200, draws=300, seed=0, progress_bar=False)
     assert set(fit.weakly_identified()) == {"q"}
     assert 0.8 < fit.weakly_identified()["q"] < 1.2   # its posterior is its prior
     message = next(str(w.message) for w in caught if "barely identify" in str(w.message))
     assert "--prior" in message and "without these terms" in message
+    assert not any("barely" in problem for problem in fit.problems())   # not a sampler problem

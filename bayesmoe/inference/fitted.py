@@ -161,8 +161,7 @@ class Fit:
         return table.join(diag)
 
     def problems(self) -> list[str]:
-        """Plain-language diagnostic warnings (empty when modes, R-hat, ESS, divergences, tree depth and
-        identification are fine)."""
+        """Plain-language sampler diagnostics (empty when modes, R-hat, ESS, divergences and tree depth are fine)."""
         table = self.summary()
         out = []
         sampled = [m for m in self.meta.get("modes") or [] if m["sampled"]]
@@ -187,13 +186,6 @@ class Fit:
         if self.divergences:
             out.append(f"{self.divergences} divergent transitions: the posterior has regions NUTS cannot explore; "
                        "try more warmup, a higher --target-accept (e.g. 0.99), or inspect outliers")
-        weak = self.weakly_identified()
-        if weak:
-            out.append("the data barely identify " + ", ".join(f"{name} (posterior sd {ratio:.0%} of the prior's)"
-                                                               for name, ratio in weak.items())
-                       + ": their bands are mostly the prior, and chains wander along what the data leave free; fit a "
-                       "law without these terms (or runs that vary what they describe), or pass an informative "
-                       "--prior SET")
         saturated = self.tree_depth_saturation
         if saturated > TREE_DEPTH_SATURATED_SHARE:
             depth = self.meta.get("settings", {}).get("max_tree_depth", 10)
@@ -203,6 +195,17 @@ class Fit:
                 "draw low; runs spanning more compute, or an informative --prior, help"
             )
         return out
+
+    def identification(self) -> list[str]:
+        """What the data leave to the prior (:meth:`weakly_identified`), with why and what to do; empty when
+        every parameter's posterior is well inside its prior."""
+        weak = self.weakly_identified()
+        if not weak:
+            return []
+        return ["the data barely identify " + ", ".join(f"{name} (posterior sd {ratio:.0%} of the prior's)"
+                                                        for name, ratio in weak.items())
+                + ": their bands are mostly the prior's, not the runs'; fit a law without these terms (or runs that "
+                "vary what they describe), or state an informative prior for them (--prior SET)"]
 
     def weakly_identified(self) -> dict[str, float]:
         """Parameters whose posterior sd on the latent scale is over ``WEAK_SD_RATIO`` of their prior sd:

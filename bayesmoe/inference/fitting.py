@@ -20,7 +20,7 @@ import pandas as pd
 from ..config import float64
 from ..errors import BayesMoeError
 from ..laws import Law, get_law, register_law
-from ..model import Prior, build_model, model_data
+from ..model import IdentifiabilityWarning, Prior, build_model, model_data
 from ..model.specify import check_enough_runs, specify
 from ..runs import load_runs, split_top_compute
 from . import arviz_io
@@ -129,4 +129,6 @@ def fit(
     result = Fit(idata)
     for message in result.problems():
         warnings.warn(message, FitWarning, stacklevel=3)  # the caller of fit(), past the float64 wrapper
+    for message in result.identification():
+        warnings.warn(message, IdentifiabilityWarning, stacklevel=3)
     return result
