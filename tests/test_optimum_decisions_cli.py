@@ -105,3 +105,13 @@ def test_routing_by_active_size(capsys):
 def test_n_active_on_a_law_with_a_data_term_is_an_error(capsys, fits):
     code, out, err = run(capsys, "optimum", fits["joint"], "--n-active", 1e8)
     assert code == 2 and out == "" and "--compute" in err
+
+
+def test_decisions_from_a_fit_that_failed_its_diagnostics_say_so(fits, capsys):
+    # 2 chains x 100 draws cannot reach a bulk/tail ESS of 400: the fit fails its diagnostics
+    code, out, _ = run(capsys, "optimum", fits["joint"], "--compute", 10 * LARGEST, "--json")
+    assert code == 0
+    warnings = json.loads(out)["fit_warnings"]
+    assert len(warnings) == 1 and "failed its diagnostics" in warnings[0] and "ESS" in warnings[0]
+    code, out, _ = run(capsys, "optimum", fits["joint"], "--compute", 10 * LARGEST)
+    assert code == 0 and out.splitlines()[1].startswith("WARNING:") and "failed its diagnostics" in out

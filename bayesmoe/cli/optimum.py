@@ -112,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
             raise BayesMoeError("--law goes with --coefficients; a FIT already names its law")
         posteriors = [load_fit(path) for path in args.fits]
     routing = [p.law.name == "routing" for p in posteriors]
+    failed = _failed_diagnostics(posteriors)
     if args.n_active is not None:
-        return _by_size(args, posteriors, routing)
+        return _by_size(args, posteriors, routing, failed)
     if any(routing):
         raise BayesMoeError(
             "law 'routing' has no data term (every run trains on the same tokens), so a compute budget does not fix "
@@ -132,12 +133,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = results[0]
     out = {"law": result.law, "prob": args.prob, "objective": args.objective, "budgets": result.quantiles(args.prob)}
+    if failed:
+        out["fit_warnings"] = failed
     if args.coefficients:
         out["coefficients"] = posteriors[0].name
     if weights is not None:
         out["weights"] = {str(p.path): float(w) for p, w in zip(posteriors, weights)}
         out["weights_from"] = weights_from
         out["weights_method"] = WEIGHTS_FROM[weights_from]
+
     if not args.no_recommend and len(posteriors) == 1:
         recs = recommend(
             posteriors[0],
@@ -170,7 +174,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _by_size(args: argparse.Namespace, posteriors: list, routing: list[bool]) -> int:
+def _failed_diagnostics(posteriors: list) -> list[str]:
+    """One line per fit whose sampler diagnostics failed (R-hat, ESS, divergences, tree depth): the
+    numbers printed from it must say so (added to the JSON as ``fit_warnings`` only when there are any)."""
+    out = []
+    for posterior in posteriors:
+        problems = posterior.problems() if hasattr(posterior, "problems") else []
+        if problems:
+            name = str(getattr(posterior, "path", None) or posterior.law.name)
+            out.append(f"{name} failed its diagnostics, so these bands come from chains that may not have "
+                       f"converged: {'; '.join(problems)}")
+    return out
+
+
+def _by_size(args: argparse.Namespace, posteriors: list, routing: list[bool], failed: list[str]) -> int:
     """``--n-active``: the routing law's best expert count per active size (SPEC §3)."""
     from ..decide.decisions import EXTRAPOLATION_WARN, parameters_note
     from ..decide.experts_by_size import experts_by_size
@@ -193,6 +210,8 @@ def _by_size(args: argparse.Namespace, posteriors: list, routing: list[bool]) ->
             "tokens": "the law has no D term: every configuration trains on the fitted runs' token count",
         },
     }
+    if failed:
+        out["fit_warnings"] = failed
     runs = getattr(posterior, "runs", None)
     for row in out["n_active"]:
         row["extrapolation"] = None if runs is None else row["n_active"] / float(runs["n_active"].max())
@@ -206,6 +225,8 @@ def _by_size(args: argparse.Namespace, posteriors: list, routing: list[bool]) ->
         print_json(out)
         return 0
     print(f"law routing, central {args.prob:.0%} bands; {out['conventions']['parameters']}")
+    for warning in failed:
+        print(f"WARNING: {warning}")
     for row in out["n_active"]:
         print(
             f"\nN (active) {row['n_active']:.3g}: best n_experts {_fmt(row['best_n_experts'])}"
@@ -227,6 +248,8 @@ def _by_size(args: argparse.Namespace, posteriors: list, routing: list[bool]) ->
 
 def _print_text(out: dict) -> None:
     print(f"law {out['law']}, objective {out['objective']}, central {out['prob']:.0%} bands")
+    for warning in out.get("fit_warnings", []):
+        print(f"WARNING: {warning}")
     if "weights" in out:
         weights = ", ".join(f"{k} {v:.3f}" for k, v in out["weights"].items())
         print(f"mixing weights ({out['weights_method']}): {weights}")
