@@ -30,12 +30,12 @@ DATASETS: dict[str, DatasetInfo] = {
     for info in (
         DatasetInfo(
             "trainer_cpu_sweep",
-            "81 small MoE and dense runs from bayesmoe's own trainer on CPU, isoFLOP curves at 1e10-1e13 FLOPs, "
-            "E 1-32, granularity 1-4, one shared-expert family",
+            "60 small MoE and dense runs from bayesmoe's own trainer on CPU (cpu-v2): isoFLOP profiles at 1e11 and "
+            "3e11 real FLOPs and a held-out profile at 2e12, E 1-32, granularity 1-4, one shared-expert family",
             "bayesmoe `python -m trainer sweep` (make sweep); provenance in trainer_cpu_sweep.md",
             "Apache-2.0 (made by this project)",
-            81,
-            "group = trainer-cpu-v1 (one sweep)",
+            60,
+            "group = trainer-cpu-v2 (one sweep)",
             "granularity, joint, chinchilla, five_factor, holistic",
         ),
         DatasetInfo(
