@@ -115,3 +115,12 @@ def test_decisions_from_a_fit_that_failed_its_diagnostics_say_so(fits, capsys):
     assert len(warnings) == 1 and "failed its diagnostics" in warnings[0] and "ESS" in warnings[0]
     code, out, _ = run(capsys, "optimum", fits["joint"], "--compute", 10 * LARGEST)
     assert code == 0 and out.splitlines()[1].startswith("WARNING:") and "failed its diagnostics" in out
+
+
+def test_a_continuous_optimum_far_from_the_recommendation_is_flagged():
+    from bayesmoe.cli.optimum import _continuous_mismatch
+
+    rec = {"config": {"n_active": 2.6e5}}
+    assert "does not fit this family" in _continuous_mismatch({"n_active": {"q05": 0.7, "q50": 4.1, "q95": 18}}, rec)
+    assert _continuous_mismatch({"n_active": {"q25": 1e5, "q50": 2e5, "q75": 4e5}}, rec) is None
+    assert _continuous_mismatch({"n_active": {"q05": 1.0, "q50": 2.0, "q95": 3.0}}, None) is None

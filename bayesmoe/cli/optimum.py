@@ -296,6 +296,9 @@ def _print_text(out: dict) -> None:
             h = rec["heldout_check"]
             print(f"  held-out check: run {h['run_id']} at {h['distance']:.3g}x, error {h['abs_error']:.3g} nats")
         print("  continuous optimum (the law's published architecture, real-valued sizes; not trainable):")
+        note = _continuous_mismatch(budget["optimal"], rec)
+        if note:
+            print(f"    NOTE: {note}")
         for name, q in budget["optimal"].items():
             if name not in _TEXT_QUANTITIES:
                 continue
@@ -305,6 +308,19 @@ def _print_text(out: dict) -> None:
                 print(f"    {name:<22} " + ", ".join(f"d={d}: {p:.2f}" for d, p in q.items()))
             else:
                 print(f"    {name:<22} {_fmt(q)}")
+
+
+def _continuous_mismatch(optimal: dict, rec: dict | None) -> str | None:
+    """A note when the continuous optimum's n_active differs from the recommended run's by more than 10x:
+    the paper's architecture does not describe the runs' family, so its real-valued sizes mean little here."""
+    if not rec or "config" not in rec or "n_active" not in optimal:
+        return None
+    median = sorted(optimal["n_active"].values())[1]  # the quantile keys follow --prob; q50 is the middle one
+    ratio = float(median) / float(rec["config"]["n_active"])
+    if 0.1 <= ratio <= 10:
+        return None
+    return (f"its n_active is {ratio:.2g}x the recommended run's: the law's published architecture does not fit "
+            "this family; act on the recommended configuration")
 
 
 #: Continuous-optimum quantities in the text output (``--json`` has every one).
