@@ -137,6 +137,22 @@ def test_staged_sweep_recentres_and_extends_edges(tmp_path):
     assert (out / "plan.csv").read_text() == before and len(read_csv(out / "runs.csv")) == len(rows)
 
 
+def test_a_larger_budget_trained_first_never_steers_a_smaller_ones_plan(tmp_path):
+    """A held-out top budget trained before a fit budget must not leak into where the fit budget is centred."""
+    design = dict(vocab_size=257, seq_len=128, seed=0, group="g", families=FAMILIES[:1])
+    alone, after = tmp_path / "alone", tmp_path / "after"
+    staged_sweep([1e10], alone, _fake_trainer(alone), extend=0, log=open("/dev/null", "w"), **design)
+    # 1e12's Chinchilla start misses the optimum; its extension gives it a vertex a fit could centre 1e10 on
+    staged_sweep([1e12, 1e10], after, _fake_trainer(after), extend=2, extend_at=(1e12,), log=open("/dev/null", "w"),
+                 **design)
+    assert any(r["design"] == "extend" for r in read_csv(after / "plan.csv"))
+
+    def sizes(out):
+        return sorted(int(r["n_active"]) for r in read_csv(out / "plan.csv")
+                      if float(r["budget"]) == 1e10 and r["design"] == "core")
+    assert sizes(after) == sizes(alone)
+
+
 def test_row_at_budget_records_the_real_flop_convention():
     from trainer.plan import family_config
     cfg = family_config((8, 2, 0.0), 64, 4, vocab_size=257, seq_len=128)

@@ -1,8 +1,8 @@
 """A staged sweep: one budget at a time, each centred on a fit of the runs finished before it.
 
 For each budget, in the order given: plan its profiles (``isoflop_design``) centred by
-``trainer.centre.fit_centres`` on every run finished so far (the Chinchilla rule until a profile has a
-vertex), append them to ``DIR/plan.csv`` and train them; then, for each profile whose lowest loss sits at
+``trainer.centre.fit_centres`` on the finished runs of smaller budgets (the Chinchilla rule until a profile
+has a vertex; larger budgets trained earlier, such as a held-out profile, never steer a smaller one), append them to ``DIR/plan.csv`` and train them; then, for each profile whose lowest loss sits at
 its smallest or largest size, plan ``extend`` more sizes past that edge (``design = extend``) and train
 those. A budget already in ``plan.csv`` keeps its planned rows, so re-running the same command resumes
 exactly where it stopped (finished runs are skipped, unfinished ones resume from their checkpoints).
@@ -76,7 +76,7 @@ def staged_sweep(budgets: list[float], out: Path, train: Trainer, *, extend: int
     for budget in budgets:
         stage = at(budget, ("core", "repeat", ""))
         if not stage:
-            centre = fit_centres(_finished(out))
+            centre = fit_centres([r for r in _finished(out) if float(r.get("budget") or 0) < budget])
             stage = isoflop_design([budget], centre=centre, runs_per_budget=[caps[budget]], **design)
             plan += stage
             write_atomic(plan_path, plan_csv(plan))
