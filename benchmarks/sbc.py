@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 import warnings
@@ -123,7 +124,18 @@ def replicate(model: str, seed: int, *, chains: int, warmup: int, draws: int,
     return {"replicate": seed, "model": model, "L": L, "ranks": ranks,
             "r_hat_max": float(table["r_hat"].max()), "ess_bulk_min": float(table["ess_bulk"].min()),
             "divergences": fit.divergences, "seconds": round(seconds, 2),
-            "settings": {"chains": chains, "warmup": warmup, "draws": draws}}
+            "settings": {"chains": chains, "warmup": warmup, "draws": draws}, "code": _commit()}
+
+
+def _commit() -> str:
+    """The repository's commit (short hash, ``+`` when the working tree has changes), or ``unknown``."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=OUT.parent, capture_output=True, text=True).stdout.strip()
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        return (head + ("+" if git("status", "--porcelain", "--", "../bayesmoe") else "")) or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def run(model: str, replicates: int, *, chains: int, warmup: int, draws: int, out: Path = OUT) -> None:
