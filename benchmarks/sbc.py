@@ -34,20 +34,18 @@ from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 import bayesmoe
 from bayesmoe.decide.optimum import optimizer_for
 from bayesmoe.model import Prior
 from bayesmoe.model.simulate import DESIGNS, prior_predictive
+from bayesmoe.report.sbc import ecdf_figure, read_sbc, sbc_table
 
 OUT = Path(__file__).resolve().parent / "sbc"
 #: thinned posterior draws per replicate: ranks run 0..L.
 L = 100
 #: budget (FLOPs) of the decision quantity.
 BUDGET = 1e21
-#: bins of the chi-square uniformity test.
-BINS = 10
 ROUTERS = 3
 
 
@@ -152,52 +150,21 @@ def run(model: str, replicates: int, *, chains: int, warmup: int, draws: int, ou
         print(f"{model} replicate {seed}: {record['seconds']:.1f} s, r_hat max {record['r_hat_max']:.3f}", flush=True)
 
 
-def uniformity(ranks: np.ndarray, size: int = L, bins: int = BINS) -> float:
-    """Chi-square p-value of ranks in 0..size, counted in ``bins`` equal bins, against the uniform."""
-    counts = np.bincount((np.asarray(ranks) * bins) // (size + 1), minlength=bins)
-    return float(stats.chisquare(counts).pvalue)
-
-
 def report(out: Path = OUT) -> pd.DataFrame:
-    """Uniformity p-value per model and quantity, and one ECDF-difference figure per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = []
-    for path in sorted(out.glob("*.jsonl")):
-        records = [json.loads(line) for line in path.read_text().splitlines()]
-        names = list(records[0]["ranks"])
-        fig, axes = plt.subplots(1, len(names), figsize=(1.9 * len(names), 2.0), squeeze=False)
-        for ax, name in zip(axes[0], names):
-            ranks = np.array([r["ranks"][name] for r in records])
-            rows.append({"model": path.stem, "quantity": name, "replicates": len(ranks), "p_value": uniformity(ranks)})
-            _ecdf_difference(ax, ranks, name)
-        fig.suptitle(f"{path.stem}: ECDF of rank / (L + 1) minus uniform, 95% band", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / f"{path.stem}.png", dpi=80)
-        plt.close(fig)
-    return pd.DataFrame(rows)
+    """Uniformity p-value per model and quantity (:func:`bayesmoe.report.sbc.sbc_table`), and one
+    ECDF-difference figure per model, ``out/<model>.png``."""
+    results = read_sbc(out)
+    for model, records in results.items():
+        ecdf_figure(model, records).savefig(out / f"{model}.png", dpi=80)
+    return sbc_table(results)
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The report table as Markdown: model, quantity, replicates, p-value (chi-square, 10 bins)."""
-    lines = ["| model | quantity | replicates | uniformity p (chi-square, 10 bins) |", "|---|---|---|---|"]
-    lines += [f"| {r.model} | `{r.quantity}` | {r.replicates} | {r.p_value:.3f} |" for r in table.itertuples()]
+    """The report table as Markdown: model, quantity, replicates, p-value (chi-square, 10 bins), commit."""
+    lines = ["| model | quantity | replicates | uniformity p (chi-square, 10 bins) | code |", "|---|---|---|---|---|"]
+    lines += [f"| {r.model} | `{r.quantity}` | {r.replicates} | {r.p_value:.3f} | {r.code} |"
+              for r in table.itertuples()]
     return "\n".join(lines)
-
-
-def _ecdf_difference(ax, ranks: np.ndarray, title: str) -> None:
-    """ECDF of the fractional ranks minus the uniform CDF, with a 95% simultaneous (Kolmogorov) band."""
-    fractional = np.sort((ranks + 0.5) / (L + 1))
-    grid = np.linspace(0, 1, 201)
-    band = 1.358 / np.sqrt(len(ranks))
-    ax.fill_between(grid, -band, band, color="0.85")
-    ax.plot(grid, np.searchsorted(fractional, grid, side="right") / len(ranks) - grid, color="C0", lw=1)
-    ax.set_title(title, fontsize=7)
-    ax.set_ylim(-2.5 * band, 2.5 * band)
-    ax.tick_params(labelsize=6)
 
 
 def main(argv: list[str] | None = None) -> int:
