@@ -27,7 +27,7 @@ from bayesmoe.report import next_runs, report, scaling, sections
 from bayesmoe.report.html import FigureWriter
 from bayesmoe.report.verdicts import parameter_verdicts, sampler_verdicts
 
-PER_FIT_SECTIONS = ("data", "model", "diagnostics", "fit", "scaling", "decisions")
+PER_FIT_SECTIONS = ("data", "model", "diagnostics", "fit", "scaling", "decisions", "validation")
 PER_FIT_FIGURES = (
     "runs",
     "rank",
@@ -156,7 +156,7 @@ def test_report_several_fits_compare_and_next_runs(fit_file, tmp_path, monkeypat
     assert list(compare.columns[:5]) == ["law", "elpd_loo", "se", "elpd_diff", "dse"]
     assert compare["weight"].sum() == pytest.approx(1.0, abs=1e-6)
     assert compare["elpd_loo"].iloc[0] == pytest.approx(compare["elpd_loo"].iloc[1])
-    assert "Best-predicting fit by LOO" in text and "7. Comparing the fits" in text
+    assert "Best-predicting fit by LOO" in text and "8. Comparing the fits" in text
 
 
 def test_decisions_without_an_optimizer_say_so(fit_file, tmp_path, monkeypatch):

@@ -9,6 +9,9 @@ import pytest
 import bayesmoe
 from bayesmoe.decide import validate as validation
 from bayesmoe.inference.discrepancy import Discrepancy, learn, past_fitted
+from bayesmoe.report.html import FigureWriter
+from bayesmoe.report.sections import FitView
+from bayesmoe.report.validation import validation_section
 
 
 def test_levels_follow_isoflop_budgets():
@@ -105,3 +108,28 @@ def test_validate_cli_refuses_runs_at_one_scale(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error:") and "2 or more scales" in proc.stderr and "Traceback" not in proc.stderr
     assert path.read_bytes() == before
+
+
+def test_report_section_shows_the_chaining_and_both_held_out_bands(misspecified_fit, monkeypatch, tmp_path):
+    monkeypatch.setattr(validation, "REFIT_METHOD", "laplace")
+    result = validation.validate(misspecified_fit, steps=3)
+    view = FitView(misspecified_fit, "bent", "", FigureWriter(tmp_path))
+    body = validation_section(view).body
+    term, scores = result.discrepancy, validation.calibration(misspecified_fit, prob=0.9)
+    assert f"sd = {term.s0:.4f} + {term.s1:.4f}" in body
+    for ahead, rows in result.errors.groupby("ahead"):   # the chaining table, one row per level ahead
+        assert f"<td>{len(rows)}</td>" in body and f"{rows['inside'].mean():.0%}" in body
+    law_only, widened = scores["law_only"]["coverage"], scores["with_discrepancy"]["coverage"]
+    assert f"{law_only:.0%}" in body and f"{widened:.0%}" in body and law_only < widened
+    assert (tmp_path / "calibration.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "chaining.png").read_bytes().startswith(b"\x89PNG")
+    assert view.facts["calibration"] == scores
+
+
+def test_report_section_of_a_fit_never_validated_says_what_its_bands_assume(misspecified_fit, tmp_path):
+    fresh = bayesmoe.load_fit(misspecified_fit.save(tmp_path / "fit.nc"))
+    fresh.update_meta(discrepancy=None, validation=None)
+    view = FitView(fresh, "bent", "", FigureWriter(tmp_path))
+    body = validation_section(view).body
+    assert "Not validated past the data" in body and "bayesmoe validate FIT" in body and "<img" not in body
+    assert view.facts["validated"] is False

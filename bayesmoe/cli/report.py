@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="training-FLOP budgets of the recommendation table (default: the decade above the largest run and 3 more)",
     )
     parser.add_argument(
+        "--sbc", metavar="DIR",
+        help="add the simulation-based calibration section from DIR/<model>.jsonl (benchmarks/sbc.py writes them)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help='print {"report": path, "figures": [paths]} as one JSON object'
     )
 
@@ -29,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..report import report
     from .output import print_json
 
-    path = report(args.fits, args.out, title=args.title, budgets=args.budgets)
+    path = report(args.fits, args.out, title=args.title, budgets=args.budgets, sbc=args.sbc)
     figures = sorted(str(p) for p in path.parent.glob("*.png"))
     if args.json:
         print_json({"report": str(path), "figures": figures})

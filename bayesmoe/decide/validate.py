@@ -201,7 +201,10 @@ def _validation_meta(errors: pd.DataFrame, refits: list[dict], prob: float) -> d
         for a in sorted(errors["ahead"].unique())
     }
     refit_rows = [{k: v for k, v in r.items() if k != "warnings"} | {"n_warnings": len(r["warnings"])} for r in refits]
-    return {"prob": prob, "refits": refit_rows, "ahead": by_ahead}
+    kept = errors[["run_id", "step", "ahead", "distance", "error", "law_sd", "inside"]]
+    return {"prob": prob, "refits": refit_rows, "ahead": by_ahead,
+            "errors": [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                       for row in kept.to_dict(orient="records")]}
 
 
 def calibration(fitted: Fit, heldout: pd.DataFrame | None = None, *, prob: float = 0.9, seed: int = 0) -> dict | None:

@@ -12,6 +12,7 @@ from ..decide.design import DesignResult
 from ..errors import BayesMoeError
 from ..inference import Fit, load_fit
 from .html import FigureWriter, page
+from .sbc import read_sbc, sbc_section
 from .sections import (
     FitView,
     comparison_section,
@@ -24,10 +25,12 @@ from .sections import (
     next_runs_section,
     scaling_section,
 )
+from .validation import validation_section
 
 #: File name of the page inside ``out``.
 PAGE = "report.html"
-_PER_FIT = (data_section, model_section, diagnostics_section, fit_section, scaling_section, decisions_section)
+_PER_FIT = (data_section, model_section, diagnostics_section, fit_section, scaling_section, decisions_section,
+            validation_section)
 
 
 def _label(fit: Fit, position: int) -> str:
@@ -42,6 +45,7 @@ def report(
     design: DesignResult | None = None,
     title: str | None = None,
     budgets: Sequence[float] | None = None,
+    sbc: str | os.PathLike | None = None,
 ) -> Path:
     """Write ``<out>/report.html`` and its figures (``<out>/<figure>.png``) for one or more fits.
 
@@ -53,6 +57,8 @@ def report(
         title: page title (default: "bayesmoe report: <laws>").
         budgets: training-FLOP budgets of the recommendation table (default: the decade above the
             largest fitted run and the three after it).
+        sbc: a folder of simulation-based calibration results (``benchmarks/sbc.py`` writes
+            ``<model>.jsonl`` there); adds the section ``sbc`` (:mod:`bayesmoe.report.sbc`).
 
     Returns:
         The path of the HTML page.
@@ -65,6 +71,7 @@ def report(
         budgets = np.asarray(budgets, dtype=float)
         if budgets.ndim != 1 or not np.all(np.isfinite(budgets)) or np.any(budgets <= 0):
             raise BayesMoeError(f"--budgets must be positive numbers of FLOPs, got {list(np.ravel(budgets))}")
+    sbc_results = read_sbc(sbc) if sbc is not None else None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BayesMoeError(f"--out '{out}' is a file; expected a folder for the report")
@@ -83,6 +90,8 @@ def report(
         sections.append(section)
     if design is not None:
         sections.append(next_runs_section(design, writer))
+    if sbc_results is not None:
+        sections.append(sbc_section(sbc_results, sbc, writer))
     sections.insert(0, glance_section(views, comparison))
     laws = ", ".join(dict.fromkeys(f.law.name for f in loaded))
     title = title or f"bayesmoe report: {laws}"

@@ -82,8 +82,8 @@ def human(value: float, digits: int = 3) -> str:
     number = float(value)
     if number != number:
         return "-"
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e5, "K")):
-        if abs(number) >= scale:
+    for scale, suffix, start in ((1e12, "T", 1e12), (1e9, "B", 1e9), (1e6, "M", 1e6), (1e3, "K", 1e5)):
+        if abs(number) >= start:
             return f"{number / scale:.{digits}g}{suffix}"
     return f"{number:.0f}" if abs(number) >= 100 else f"{number:.{digits}g}"
 

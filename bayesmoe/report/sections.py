@@ -3,8 +3,9 @@ its figures go) and returns a :class:`~bayesmoe.report.html.Section`; numbers a 
 glance are collected on the view as ``facts``.
 
 Section ids (anchors; a second fit's sections get ``-2``, a third's ``-3``, ...): ``data``,
-``model``, ``diagnostics``, ``fit``, ``scaling``, ``decisions``; once per report: ``glance``,
-``comparison`` (several fits) and ``next-runs`` (with ``design=``).
+``model``, ``diagnostics``, ``fit``, ``scaling``, ``decisions``, ``validation`` (:mod:`.validation`); once per
+report: ``glance``, ``comparison`` (several fits), ``next-runs`` (with ``design=``) and ``sbc`` (with ``sbc=``,
+:mod:`.sbc`).
 """
 from __future__ import annotations
 
@@ -525,7 +526,7 @@ def comparison_section(views: list[FitView]) -> tuple[Section, pd.DataFrame | No
         table_frame = compare_table(views)
     except BayesMoeError as exc:
         body = f'<p class="note">No comparison: {esc(exc)}.</p>'
-        return Section("comparison", "7. Comparing the fits", body), None
+        return Section("comparison", "8. Comparing the fits", body), None
     best = table_frame.index[0]
     body = (
         f"<p>Ranked by expected log predictive density (PSIS-LOO; higher is better). <b>{esc(best)}</b> predicts "
@@ -533,7 +534,7 @@ def comparison_section(views: list[FitView]) -> tuple[Section, pd.DataFrame | No
         "a gap under about two <code>dse</code> is not a clear difference. Stacking weights say how to average the "
         "fits' predictions. Runs with Pareto k > 0.7 make a fit's LOO estimate unreliable.</p>" + table(table_frame)
     )
-    return Section("comparison", "7. Comparing the fits", body), table_frame
+    return Section("comparison", "8. Comparing the fits", body), table_frame
 
 
 def compare_table(views: list[FitView]) -> pd.DataFrame:
@@ -564,6 +565,12 @@ def glance_section(views: list[FitView], comparison: pd.DataFrame | None) -> Sec
         if "heldout" in v.facts:
             inside, total, worst = v.facts["heldout"]
             parts.append(f"held-out runs: {inside}/{total} inside 90%, worst error {worst:.3f} nats")
+        if v.facts.get("validated") is False:
+            parts.append("bands not validated past the data (<code>bayesmoe validate FIT</code>)")
+        elif "calibration" in v.facts and "with_discrepancy" in v.facts["calibration"]:
+            cal = v.facts["calibration"]
+            parts.append(f"past the data: {cal['with_discrepancy']['coverage']:.0%} of {cal['n_runs']} held-out runs "
+                         f"inside 90% with the learned law error ({cal['law_only']['coverage']:.0%} law-only)")
         if "recommendation" in v.facts:
             c, rec = v.facts["recommendation"]
             text = "; ".join(f"{figures.QUANTITY_LABELS.get(k, k)} {val}" for k, val in rec.items())
