@@ -9,6 +9,7 @@ import pytest
 from conftest import shared_file
 
 import bayesmoe
+from bayesmoe.cli.demo import top_budget_runs
 from bayesmoe.model import IdentifiabilityWarning
 
 #: name -> (runs, fit arguments) of each shipped or demoed fit.
@@ -18,6 +19,9 @@ FITS = {
     "gadre_pooled": ("dataset:gadre2024_overtraining", {"law": "chinchilla", "group": "group"}),
     "sweep_granularity": ("dataset:trainer_cpu_sweep", {"law": "granularity"}),
     "sweep_joint": ("dataset:trainer_cpu_sweep", {"law": "joint"}),
+    # the demo's fits of our sweep hold out its top budget
+    "demo_granularity": ("dataset:trainer_cpu_sweep", {"law": "granularity", "holdout_top_compute": top_budget_runs()}),
+    "demo_joint": ("dataset:trainer_cpu_sweep", {"law": "joint", "holdout_top_compute": top_budget_runs()}),
 }
 
 

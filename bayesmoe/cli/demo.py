@@ -4,11 +4,14 @@
    and joint laws on the runs below the top budget (its runs are held out), learn how the joint law's
    error grows past the data and check it on the held-out runs (``bayesmoe validate``), compare the laws
    by PSIS-LOO, print what to train (trainable configurations) at 10x and 30x the largest run, and write
-   a report to ``<out>/demo/``.
+   a report to ``<out>/demo/`` (with the simulation-based calibration of the models, from a checkout).
 2. Real MoE runs nobody here made (Clark et al. 2022, shipped): the routing law pooled by router, the
    best expert count by active size and where experts stop paying, and a report to ``<out>/clark2022/``.
-3. Dense runs at scale (Gadre et al. 2024, C4, shipped): the Chinchilla law and what to train at
-   1e21-1e23 FLOPs (posterior in ``<out>/gadre2024/``).
+3. Dense runs at scale (Gadre et al. 2024, shipped): the Chinchilla law pooled by training corpus, and
+   what to train on C4 at 1e21-1e23 FLOPs (posterior in ``<out>/gadre2024/``).
+
+Every fit runs in the fit's default NUTS settings (4 chains x 1000 draws), the settings in which each of
+them passes its diagnostics (``tests/test_convergence.py``, ``make test-slow``).
 
 Each step is run through the command line (:func:`.runner.run` with :data:`.commands.COMMANDS`) and
 echoed as the command it is, so the demo doubles as a tutorial. Posterior files go beside the reports (``*.nc``, not
@@ -30,15 +33,18 @@ from .runner import run as run_argv
 
 NAME = "demo"
 HELP = "fit the shipped runs (our CPU sweep, Clark et al. 2022, Gadre et al. 2024), say what to train, write reports"
-#: Draws per chain: half the fit default, to keep the demo short with a cold JAX
-#: cache (the committed reports were written with ``--draws 1000``).
-DEMO_DRAWS = 500
+#: Draws per chain: the fit default, the setting in which the demo's fits pass their diagnostics.
+DEMO_DRAWS = 1000
 #: Multiples of our sweep's largest run at which the demo says what to train (within reach of the data).
 OWN_MULTIPLES = (10, 30)
 #: Budgets for Gadre et al.'s dense runs (theirs reach 6.8e21 FLOPs).
 GADRE_BUDGETS = ("1e21", "1e22", "1e23")
+#: The corpus (a fitted group of the pooled Gadre fit) the demo says what to train on.
+GADRE_CORPUS = "c4_original"
 #: Active sizes for Clark et al.'s routing law (their runs: 1.6e7-1.3e9 active parameters) and beyond.
 CLARK_SIZES = ("1.5e7", "1.3e8", "1.3e9", "1e10", "1e11")
+#: Simulation-based calibration results of a repository checkout (benchmarks/sbc.py writes them).
+SBC_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "sbc"
 #: The router whose best expert counts the demo prints (a fitted group of the pooled fit).
 CLARK_ROUTER = "S-Base"
 
@@ -58,6 +64,13 @@ def top_budget_runs() -> int:
     demo's joint fit holds out and predicts."""
     compute = load_runs("dataset:trainer_cpu_sweep")["compute"]
     return int((compute >= 0.5 * compute.max()).sum())
+
+
+def sbc_results() -> list[str]:
+    """``--sbc <folder>`` with the repository's simulation-based calibration results
+    (``benchmarks/sbc``, written by ``benchmarks/sbc.py``) when this is a checkout that has them."""
+    folder = SBC_RESULTS
+    return ["--sbc", str(folder)] if folder.is_dir() and any(folder.glob("*.jsonl")) else []
 
 
 def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
@@ -93,7 +106,8 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
             "The same with the granularity law",
             ["optimum", gran, "--compute", *budgets, *expansion],
         ),
-        ("Report on our runs", ["report", gran, joint, "--out", str(own)]),
+        ("Report on our runs (with the simulation-based calibration of the models)",
+         ["report", gran, joint, "--out", str(own), *sbc_results()]),
         (
             "Real MoE runs: Clark et al. 2022, routing law pooled by router",
             [
@@ -116,13 +130,13 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
         ),
         ("Report on the Clark runs", ["report", routing, "--out", str(clark)]),
         (
-            "Dense runs at scale: Gadre et al. 2024 (trained and evaluated on C4), Chinchilla law",
-            ["fit", "dataset:gadre2024_overtraining", "--law", "chinchilla", "--where", "group == 'c4_original'",
-             "--out", gadre, *mcmc],
+            "Dense runs at scale: Gadre et al. 2024 (three training corpora), Chinchilla law pooled by corpus",
+            ["fit", "dataset:gadre2024_overtraining", "--law", "chinchilla", "--group", "group", "--out", gadre,
+             *mcmc],
         ),
         (
-            "What to train at 1e21-1e23 FLOPs (trainable dense configurations)",
-            ["optimum", gadre, "--compute", *GADRE_BUDGETS],
+            "What to train on C4 at 1e21-1e23 FLOPs (trainable dense configurations)",
+            ["optimum", gadre, "--compute", *GADRE_BUDGETS, "--group", GADRE_CORPUS],
         ),
     ]
 
