@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import bayesmoe
 from bayesmoe.cli.main import main
 from bayesmoe.decide.design import design, load_candidates
 from bayesmoe.decide.design.propose import propose
@@ -167,3 +168,30 @@ def test_cli_json_and_errors(fit0, pool, tmp_path, capsys):
     code = main(["design", str(fit_path), "--candidates", str(cands), "--at-compute", "1e22"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: candidates") and "'compute'" in err[0]
+
+
+def test_proposals_for_trainer_runs_spend_the_budget_in_real_flops():
+    """A fit of the trainer's own runs proposes trainable rows whose real compute (head and attention
+    included, as the trainer counts it) is the budget, up to whole training steps."""
+    pytest.importorskip("trainer.plan")
+    from trainer.config import moe_config
+    from trainer.flops import account
+
+    runs = bayesmoe.load_runs("dataset:trainer_cpu_sweep")
+    fitted = laplace_fit(runs[runs["budget"] < 2e12], "joint", draws=200, seed=0)
+    frame = propose(fitted, 8, max_compute=3e12, levels=2)
+    assert len(frame) >= 2 and {"d_model", "n_layers", "steps", "batch_seqs"} <= set(frame.columns)
+    for row in frame.itertuples():
+        cfg = moe_config(vocab_size=int(row.vocab_size), seq_len=int(row.seq_len), d_model=int(row.d_model),
+                         n_layers=int(row.n_layers), expansion=max(1, int(row.n_experts) // int(row.granularity)),
+                         granularity=int(row.granularity), shared_ratio=float(row.shared_ratio), gate=row.gate)
+        real = account(cfg).real_flops_per_token * row.tokens
+        assert real == pytest.approx(row.compute, rel=1e-9)
+        step = account(cfg).real_flops_per_token * row.batch_seqs * row.seq_len
+        assert row.budget <= real < row.budget + step + 1, row.run_id
+    # centred where the held-out 2e12 profiles (never fitted) found their best sizes, within 10x
+    top = runs[runs["budget"] == 2e12]
+    for (experts, g), profile in top.groupby(["n_experts", "granularity"]):
+        observed = profile.loc[profile["loss"].idxmin(), "n_active"]
+        mine = frame[(frame["n_experts"] == experts) & (frame["granularity"] == g) & (frame["budget"] == 3e12)]
+        assert len(mine) and ((mine["n_active"] > observed / 10) & (mine["n_active"] < observed * 10)).all()

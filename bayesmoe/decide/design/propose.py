@@ -10,9 +10,11 @@ Architecture: each candidate belongs to one of the architecture families of the 
 law was not fitted on. Parameter and FLOP accounting, in order of preference:
 
 1. the trainer's (``trainer.plan`` / ``trainer.flops``, importable without torch) when the fit's runs are
-   trainer runs (they have ``d_model`` and ``n_layers``): the trainer's shape ladder is searched for the
-   shapes whose ``n_active`` lies in the band, and every row is a complete, trainable plan row
-   (``python -m trainer sweep --plan``);
+   trainer runs (they have ``d_model`` and ``n_layers``): the band is the posterior's own best shape of the
+   trainer's ladder at the budget (see :func:`_trainer_rows`; the continuous optimum assumes the law's
+   published architecture, which such small models do not follow), and every row is a complete, trainable plan row
+   (``python -m trainer sweep --plan``) spending the budget in real FLOPs (output head and attention
+   included, the trainer's ``flop_convention``), as the trainer's own planner does;
 2. otherwise the family's own ratios, medians over its runs: ``n_total = n_active x (N / Na)``,
    ``compute = tokens x n_active x (M / Na)`` with M/Na = ``flops_per_token / n_active`` where known, else 6
    (C = 6 Na D, docs/runs-table.md); ``n_embedding`` scales with sqrt(n_active) from the family's median.
@@ -59,33 +61,47 @@ def _families(runs: pd.DataFrame) -> list[dict]:
     return out
 
 
-def _trainer_rows(fam: dict, budget: float, lo: float, hi: float, per: int) -> list[dict] | None:
-    """Trainable plan rows from the trainer's shape ladder, or None when the trainer is not usable here."""
+def _trainer_rows(fit: Fit, fam: dict, budget: float, per: int, group: str | None) -> list[dict] | None:
+    """Trainable plan rows from the trainer's shape ladder, or None when the trainer is not usable here.
+
+    The band comes from the posterior itself, in the trainer's own accounting: every ladder shape of the
+    family is given the tokens that spend ``budget`` real FLOPs, each posterior draw picks its best shape
+    (lowest predicted mean loss), and the candidates are the shapes whose ``n_active`` lies within a
+    factor 2 of that draw-wise best's central 90% band.
+    """
     try:
-        from trainer.config import ConfigError, moe_config
+        from trainer.config import ConfigError
         from trainer.flops import account
-        from trainer.plan import SHAPES, run_row
+        from trainer.plan import DEFAULT_SEQ_LEN, DEFAULT_VOCAB, SHAPES, family_config, feasible, row_at_budget
     except ImportError:
         return None
     rows = fam["rows"]
     if not {"d_model", "n_layers", *ARCH_COLUMNS} <= set(rows.columns):
         return None
     first = rows.iloc[0]
-    vocab = int(first["vocab_size"]) if "vocab_size" in rows and pd.notna(first["vocab_size"]) else 2048
-    seq = int(first["seq_len"]) if "seq_len" in rows and pd.notna(first["seq_len"]) else 64
+    vocab = int(first["vocab_size"]) if "vocab_size" in rows and pd.notna(first["vocab_size"]) else DEFAULT_VOCAB
+    seq = int(first["seq_len"]) if "seq_len" in rows and pd.notna(first["seq_len"]) else DEFAULT_SEQ_LEN
+    gate = str(first["gate"]) if "gate" in rows and isinstance(first["gate"], str) and first["gate"] else "renorm"
     g = int(fam["key"]["granularity"])
-    expansion = max(1, int(fam["key"]["n_experts"]) // g)
-    group = str(first["group"]) if "group" in rows else "design"
-    found = []
+    family = (max(1, int(fam["key"]["n_experts"]) // g), g, float(fam["key"]["shared_ratio"]))
+    label = str(first["group"]) if "group" in rows else "design"
+    ladder = []
     for d, n_layers in SHAPES:
         try:
-            cfg = moe_config(vocab_size=vocab, seq_len=seq, d_model=d, n_layers=n_layers, expansion=expansion,
-                             granularity=g, shared_ratio=float(fam["key"]["shared_ratio"]))
+            cfg = family_config(family, d, n_layers, vocab_size=vocab, seq_len=seq, gate=gate)
         except ConfigError:
             continue
-        acc = account(cfg)
-        if lo <= acc.n_active <= hi:
-            found.append(run_row(cfg, budget / acc.flops_per_token, seed=0, group=group, budget=budget))
+        if feasible(account(cfg), budget, seq):
+            ladder.append(row_at_budget(cfg, budget, seed=0, group=label))   # budget in real FLOPs, head included
+    if not ladder:
+        return []
+    shapes = pd.DataFrame(ladder)
+    if group is not None and "group" in fit.runs.columns:
+        shapes["group"] = group
+    best = np.argmin(fit.log_mean(shapes), axis=1)   # (S,): each draw's best shape
+    size = shapes["n_active"].to_numpy(float)
+    lo, hi = np.quantile(size[best], [0.05, 0.95])
+    found = [row for row, na in zip(ladder, size) if lo / 2 <= na <= 2 * hi]
     if len(found) > per:
         found = [found[i] for i in np.unique(np.linspace(0, len(found) - 1, per).round().astype(int))]
     return found
@@ -135,10 +151,11 @@ def propose(
     for b, budget in enumerate(budgets):
         q05, q95 = np.nanquantile(result.draws[size_key][:, b], [0.05, 0.95])
         for fam in families:
-            scale = 1.0 if size_key == "n_active" else 1.0 / fam["total_ratio"]
-            lo, hi = q05 * scale / 2, q95 * scale * 2
-            made = _trainer_rows(fam, budget, lo, hi, per)
-            rows += made if made is not None else _law_rows(fam, budget, np.geomspace(lo, hi, per))
+            made = _trainer_rows(fit, fam, budget, per, group)
+            if made is None:
+                scale = 1.0 if size_key == "n_active" else 1.0 / fam["total_ratio"]
+                made = _law_rows(fam, budget, np.geomspace(q05 * scale / 2, q95 * scale * 2, per))
+            rows += made
     if not rows:
         raise BayesMoeError(
             f"no candidate fits the optimum band at budgets up to {cap:g} FLOPs; try another --max-compute"
