@@ -37,3 +37,12 @@ def test_fits_use_the_default_draws_and_gadre_is_pooled_by_corpus(steps):
 def test_the_report_on_our_runs_includes_sbc_from_a_checkout(steps):
     report = next(a for _, a in steps if a[0] == "report" and "--sbc" in a)
     assert report[report.index("--sbc") + 1] == str(demo.SBC_RESULTS)
+
+
+def test_the_held_out_runs_are_exactly_the_top_budget():
+    from bayesmoe.runs import load_runs
+
+    runs = load_runs("dataset:trainer_cpu_sweep")
+    held = runs.nlargest(demo.top_budget_runs(), "compute")
+    assert set(held["budget"]) == {runs["budget"].max()}
+    assert runs.drop(held.index)["budget"].max() < runs["budget"].max()   # and all of it
