@@ -126,3 +126,12 @@ def test_fit_where_keeps_only_matching_runs():
     assert fit.meta["n_runs"] == 13 + 53  # every dense run has top_k 1 and frequency 0.5
     assert fit.meta["selection"]["where"].startswith("group in")
     assert set(fit.runs["group"]) == {"Dense", "S-Base"}
+
+
+@pytest.mark.parametrize("name", ["clark2022_routing", "gadre2024_overtraining", "trainer_cpu_sweep"])
+def test_catalogue_counts_match_the_shipped_tables(name):
+    from bayesmoe.runs.catalogue import DATASETS
+
+    info = DATASETS[name]
+    assert info.n_runs == len(datasets.load(name))
+    assert str(info.n_runs) in info.title
