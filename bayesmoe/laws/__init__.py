@@ -9,13 +9,14 @@ given; a saved fit of a user law loads once the law is registered again).
 from __future__ import annotations
 
 from ..errors import BayesMoeError
-from . import chinchilla, five_factor, granularity, holistic, joint, routing
+from . import chinchilla, five_factor, granularity, holistic, joint, routing, routing_floor
 from .base import CoefficientSet, Law, Param
 
 __all__ = ["LAWS", "Law", "Param", "CoefficientSet", "get_law", "all_laws", "law_names", "register_law"]
 
 #: Every law, in the order ``bayesmoe laws`` lists them.
-LAWS: tuple[Law, ...] = (chinchilla.LAW, five_factor.LAW, granularity.LAW, holistic.LAW, joint.LAW, routing.LAW)
+LAWS: tuple[Law, ...] = (chinchilla.LAW, five_factor.LAW, granularity.LAW, holistic.LAW, joint.LAW, routing.LAW,
+                         routing_floor.LAW)
 
 
 #: Laws registered in this session by :func:`register_law`, by id.
