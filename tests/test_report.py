@@ -21,6 +21,7 @@ import bayesmoe
 from bayesmoe.cli.main import main
 from bayesmoe.decide.optimum import PointPosterior
 from bayesmoe.errors import BayesMoeError
+from bayesmoe.inference import laplace_fit
 from bayesmoe.laws import get_law
 from bayesmoe.report import document as report_module
 from bayesmoe.report import next_runs, report, scaling, sections
@@ -252,3 +253,21 @@ def test_headless_chromium_renders_the_page(cli_report, tmp_path):
     assert pixels.std() > 0.1
     assert (pixels.mean(axis=2) < 0.2).mean() > 0.01
     assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 200
+
+
+def test_decisions_for_a_family_the_published_architecture_does_not_fit(tmp_path):
+    """Our sweep's models are tiny; the joint law's continuous optimum (the paper's 50k vocabulary) puts their
+    active size below 10 parameters. The section then shows the trainable configurations only, and the
+    glance facts come from them."""
+    runs = bayesmoe.load_runs("dataset:trainer_cpu_sweep")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = laplace_fit(runs, "joint", draws=300, seed=0)
+    view = sections.FitView(fit, "sweep", "", FigureWriter(tmp_path), np.array([2e13]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        section = sections.decisions_section(view)
+    assert "continuous optimum (its published architecture, real-valued sizes) is not shown" in section.body
+    assert "Trainable configurations" in section.body and not (tmp_path / "decisions.png").exists()
+    budget, facts = view.facts["recommendation"]
+    assert budget == 2e13 and "n_active" in facts and "K" in facts["n_active"]   # thousands, not units

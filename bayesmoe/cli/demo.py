@@ -49,14 +49,19 @@ SBC_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "sbc"
 CLARK_ROUTER = "S-Base"
 
 
-def own_decisions() -> tuple[list[str], list[str]]:
-    """Budgets (10x and 30x the largest run of our sweep) and, where the MoE runs mix expansion rates,
-    ``--expansion`` with their most common rate (the output states the mix), as command-line words."""
+def own_decisions() -> tuple[list[str], list[str], list[str]]:
+    """Command-line words for our sweep's decisions: budgets (10x and 30x its largest run); for the
+    granularity law, ``--expansion`` with the most common rate where the MoE runs mix rates (the output
+    states the mix) and ``--granularity-max`` at the runs' largest granularity; for the joint law,
+    ``--experts-max`` at the runs' largest expert count (recommendations stay inside the architectures
+    the runs support; without the bounds ``optimum`` searches further and warns)."""
     runs = load_runs("dataset:trainer_cpu_sweep")
     budgets = [f"{m * float(runs['compute'].max()):.2g}".replace("e+", "e") for m in OWN_MULTIPLES]
     rates = runs_expansions(runs)
     expansion = ["--expansion", f"{common_expansion(runs):g}"] if rates.size > 1 else []
-    return budgets, expansion
+    granularity = expansion + ["--granularity-max", f"{runs['granularity'].max():g}"]
+    joint = ["--experts-max", f"{runs['n_experts'].max():g}"]
+    return budgets, granularity, joint
 
 
 def top_budget_runs() -> int:
@@ -80,7 +85,7 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
     mcmc = ["--chains", "4", "--warmup", str(warmup), "--draws", str(draws)]
     gran, joint, routing = str(own / "granularity.nc"), str(own / "joint.nc"), str(clark / "routing.nc")
     gadre = str(out / "gadre2024" / "chinchilla.nc")
-    budgets, expansion = own_decisions()
+    budgets, granularity_options, joint_options = own_decisions()
     heldout = top_budget_runs()
     return [
         ("Our own runs: the trainer's CPU sweep", ["datasets"]),
@@ -101,11 +106,11 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
         ("Which law predicts held-out runs better (PSIS-LOO, stacking weights)", ["compare", gran, joint]),
         (
             "What to train at 10x and 30x our largest run: joint law (trainable configurations, 90% bands)",
-            ["optimum", joint, "--compute", *budgets],
+            ["optimum", joint, "--compute", *budgets, *joint_options],
         ),
         (
             "The same with the granularity law",
-            ["optimum", gran, "--compute", *budgets, *expansion],
+            ["optimum", gran, "--compute", *budgets, *granularity_options],
         ),
         ("Report on our runs (with the simulation-based calibration of the models)",
          ["report", gran, joint, "--out", str(own), *sbc_results()]),

@@ -295,10 +295,11 @@ def _print_text(out: dict) -> None:
         if rec and "heldout_check" in rec:
             h = rec["heldout_check"]
             print(f"  held-out check: run {h['run_id']} at {h['distance']:.3g}x, error {h['abs_error']:.3g} nats")
-        print("  continuous optimum (the law's published architecture, real-valued sizes; not trainable):")
         note = _continuous_mismatch(budget["optimal"], rec)
-        if note:
-            print(f"    NOTE: {note}")
+        if note:   # its sizes describe another architecture: printing them would invite acting on them
+            print(f"  continuous optimum not shown: {note} (it stays in --json under 'optimal')")
+            continue
+        print("  continuous optimum (the law's published architecture, real-valued sizes; not trainable):")
         for name, q in budget["optimal"].items():
             if name not in _TEXT_QUANTITIES:
                 continue
@@ -313,11 +314,13 @@ def _print_text(out: dict) -> None:
 def _continuous_mismatch(optimal: dict, rec: dict | None) -> str | None:
     """A note when the continuous optimum's n_active differs from the recommended run's by more than 10x:
     the paper's architecture does not describe the runs' family, so its real-valued sizes mean little here."""
+    from ..decide.decisions import continuous_mismatch
+
     if not rec or "config" not in rec or "n_active" not in optimal:
         return None
     median = sorted(optimal["n_active"].values())[1]  # the quantile keys follow --prob; q50 is the middle one
-    ratio = float(median) / float(rec["config"]["n_active"])
-    if 0.1 <= ratio <= 10:
+    ratio = continuous_mismatch(median, rec["config"]["n_active"])
+    if ratio is None:
         return None
     return (f"its n_active is {ratio:.2g}x the recommended run's: the law's published architecture does not fit "
             "this family; act on the recommended configuration")

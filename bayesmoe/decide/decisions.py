@@ -25,6 +25,16 @@ from .family import Family, family_from_runs, paper_family, runs_expansions
 
 #: Budgets past this multiple of the largest fitted compute carry an extrapolation warning.
 EXTRAPOLATION_WARN = 100.0
+#: a continuous optimum whose n_active is more than this factor from the recommended run's describes another
+#: architecture (the law's published one) than the runs' family; it is not shown next to the recommendation.
+MISMATCH_FACTOR = 10.0
+
+
+def continuous_mismatch(continuous_n_active: float, recommended_n_active: float) -> float | None:
+    """continuous / recommended ``n_active`` when it lies outside [1 / MISMATCH_FACTOR, MISMATCH_FACTOR], else
+    None: the law's continuous optimum (its published architecture) then does not describe the runs' family."""
+    ratio = float(continuous_n_active) / float(recommended_n_active)
+    return None if 1 / MISMATCH_FACTOR <= ratio <= MISMATCH_FACTOR else ratio
 #: Posterior draws used for the configurations (a seeded subsample beyond this bounds time and memory).
 MAX_DRAWS = 1000
 FAMILIES = ("runs", "paper")

@@ -39,8 +39,9 @@ LEVEL_GAP_DEX = 0.1
 LEVEL_WIDTH_DEX = 0.25
 #: the top levels are merged until each has at least this many runs.
 MIN_LEVEL_RUNS = 3
-#: refits use fewer draws than a full fit: they only need medians and 90% intervals.
-REFIT_CHAINS, REFIT_WARMUP, REFIT_DRAWS = 2, 400, 500
+#: refits use half the chains of a full fit (they only need medians and 90% intervals), enough draws to pass the
+#: fit diagnostics (bulk and tail ESS >= 400).
+REFIT_CHAINS, REFIT_WARMUP, REFIT_DRAWS = 2, 400, 1000
 #: inference method of the refits (``"laplace"`` makes a quick, approximate check).
 REFIT_METHOD = "nuts"
 

@@ -271,9 +271,13 @@ def decisions(compute: np.ndarray, draws: Mapping[str, np.ndarray], near: tuple[
             )
             ax.plot(compute, near[1], color="C1", linestyle="--", linewidth=1.2)
             ax.legend(loc="upper left", fontsize="small")
-        positive = np.all(values[np.isfinite(values)] > 0)
-        ax.set(xscale="log", yscale="log" if positive and name not in ("loss", "shared_ratio") else "linear",
+        finite = values[np.isfinite(values)]
+        positive = np.all(finite > 0)
+        log_y = positive and name not in ("loss", "shared_ratio")
+        ax.set(xscale="log", yscale="log" if log_y else "linear",
                title=QUANTITY_LABELS.get(name, name), xlabel="compute C (FLOPs)")
+        if finite.size and np.ptp(finite) == 0:   # one value at every budget (e.g. the largest expert count)
+            ax.set_ylim(*((finite[0] / 2, finite[0] * 2) if log_y else (finite[0] - 1, finite[0] + 1)))
         ax.axvline(max_observed, color="0.5", linestyle=":", linewidth=1)
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="major", alpha=0.3)

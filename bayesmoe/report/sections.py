@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from ..decide.compare import compare
-from ..decide.decisions import EXTRAPOLATION_WARN, common_expansion, decide
+from ..decide.decisions import EXTRAPOLATION_WARN, common_expansion, continuous_mismatch, decide
 from ..decide.design import DesignResult
 from ..decide.experts_by_size import experts_by_size
 from ..decide.optimum import optimum
@@ -399,6 +399,23 @@ def decisions_section(view: FitView) -> Section:
         body = (f'<p class="note">No decisions for this fit: {esc(exc)}. The scaling picture above still shows the '
                 "loss at every size and budget.</p>")
         return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
+    first = table_budgets[0]
+    body_decision, decided = _trainable_table(posterior, table_budgets)
+    config = decided[0].get("config") if decided else None
+    ratio = None
+    if config is not None and "n_active" in at.draws:
+        ratio = continuous_mismatch(np.nanmedian(at.draws["n_active"][:, 0]), config["n_active"])
+    if ratio is not None:   # the law's published architecture is not the runs' family: its sizes would mislead
+        bands = decided[0]["optimal_config_bands"]
+        view.facts["recommendation"] = (first, {
+            k: f"{human(bands[k]['q50'])} [{human(bands[k]['q05'])}, {human(bands[k]['q95'])}]"
+            for k in ("n_active", "tokens", "n_experts", "granularity") if k in bands})
+        body = (body_decision
+                + f'<p class="note">The law\'s continuous optimum (its published architecture, real-valued sizes) is '
+                  f"not shown: its active size at {fmt(first, 3)} FLOPs is {ratio:.2g}x the recommended run's, so "
+                  "that architecture does not describe this family (it stays in <code>optimum --json</code>). "
+                  "Act on the trainable configurations above.</p>")
+        return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
     shown = _ordered(curve.draws)
     arch = view.facts["architecture"] if "architecture" in view.facts else scaling.architectures(runs)[0]
     front = scaling.frontier(fit.law, posterior.draws(), arch, wide, tolerance=NEAR_OPTIMAL)
@@ -421,14 +438,12 @@ def decisions_section(view: FitView) -> Section:
                                                              f"{human(np.median(near_at.near_hi[:, b]))}")
         rows.append(row)
     recommended = pd.DataFrame(rows).set_index("compute (FLOPs)")
-    first = table_budgets[0]
     headline = {
         k: _interval(at.draws[k][:, 0])
         for k in ("n_active", "tokens", "granularity", "n_experts")
         if k in at.draws and k in keep
     }
     view.facts["recommendation"] = (first, headline)
-    body_decision = _trainable_table(posterior, table_budgets)
     body = (
         "<p>Continuous optimum (the law's published architecture, real-valued sizes; not a trainable "
         "configuration): median and 90% interval <code>median [q05, q95]</code> of each optimal "
@@ -441,14 +456,15 @@ def decisions_section(view: FitView) -> Section:
     return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
 
 
-def _trainable_table(posterior, budgets: np.ndarray) -> str:
-    """HTML: the trainable configuration per budget (:func:`bayesmoe.decide.decisions.decide`), its conventions,
-    extrapolation factor and warnings; a note when the law has none."""
+def _trainable_table(posterior, budgets: np.ndarray) -> tuple[str, list[dict]]:
+    """(HTML, decisions): the trainable configuration per budget (:func:`bayesmoe.decide.decisions.decide`,
+    one dict per budget), its conventions, extrapolation factor and warnings; a note (and no decisions) when
+    the law has none."""
     expansion = common_expansion(posterior.runs) if posterior.law.name == "granularity" else None
     try:
         conv, rows = decide(posterior, budgets, expansion=expansion, epsilon=NEAR_OPTIMAL)
     except BayesMoeError as exc:
-        return f'<p class="note">No trainable configurations: {esc(exc)}.</p>'
+        return f'<p class="note">No trainable configurations: {esc(exc)}.</p>', []
     out, warned = [], []
     for row in rows:
         warned += row["warnings"]
@@ -466,7 +482,7 @@ def _trainable_table(posterior, budgets: np.ndarray) -> str:
             "P(MoE run beats dense run)": "-" if versus is None else f"{versus:.2f}",
         })
     if not out:
-        return "".join(f'<p class="note">{esc(n)}</p>' for n in conv["notes"])
+        return "".join(f'<p class="note">{esc(n)}</p>' for n in conv["notes"]), rows
     fam = conv["family"]
     if "expansion_rate" in conv:
         conv["expansion_rate"]["source"] = conv["expansion_rate"]["source"].replace(
@@ -481,7 +497,7 @@ def _trainable_table(posterior, budgets: np.ndarray) -> str:
             f"Dense means {esc(conv['dense'])}. Bands describe {esc(conv['parameters'])}.</p>"
             + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
             + "".join(f'<p class="note"><b>Warning:</b> {esc(w)}</p>' for w in dict.fromkeys(warned))
-            + table(pd.DataFrame(out).set_index("compute (FLOPs)")))
+            + table(pd.DataFrame(out).set_index("compute (FLOPs)"))), rows
 
 
 def _routing_decisions(view: FitView) -> Section:

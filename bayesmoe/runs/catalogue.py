@@ -31,7 +31,8 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo(
             "trainer_cpu_sweep",
             "70 small MoE and dense runs from bayesmoe's own trainer on CPU (cpu-v2): isoFLOP profiles at 1e11, "
-            "3e11 and 1e12 real FLOPs and a held-out profile at 2e12, E 1-32, granularity 1-4, one shared-expert family",
+            "3e11 and 1e12 real FLOPs and a held-out profile at 2e12, E 1-32, granularity 1-4, "
+            "one shared-expert family",
             "bayesmoe `python -m trainer sweep` (make sweep); provenance in trainer_cpu_sweep.md",
             "Apache-2.0 (made by this project)",
             70,
