@@ -287,3 +287,14 @@ def test_expert_counts_past_the_fitted_runs_are_flagged():
     _, (capped,) = decide(fit, [10 * SWEEP["compute"].max()], options={"experts_max": SWEEP["n_experts"].max()})
     assert capped["config"]["n_experts"] <= SWEEP["n_experts"].max()
     assert not any("expert count" in w for w in capped["warnings"])
+
+
+def test_tokens_per_parameter_outside_the_runs_are_flagged():
+    from bayesmoe.decide.decisions import _beyond_runs
+
+    runs = pd.DataFrame({"tokens": [1e9, 2e10], "n_active": [1e8, 1e8]})   # 10 and 200 tokens per parameter
+    inside = {"n_experts": 1, "granularity": 1, "tokens": 5e9, "n_active": 1e8}
+    assert _beyond_runs(inside, runs) == []
+    (message,) = _beyond_runs(dict(inside, tokens=6e7), runs)             # 0.6 tokens per parameter
+    assert "tokens per active parameter: 0.6 is outside the fitted runs' 10-200" in message
+    assert _beyond_runs(dict(inside, tokens=3e10), runs)                   # 300: past the largest

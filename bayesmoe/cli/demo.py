@@ -1,7 +1,7 @@
 """``bayesmoe demo``: the main job on the shipped data, as the commands a user would type.
 
 1. Our own runs (``datasets/trainer_cpu_sweep.csv``, the trainer's CPU sweep): fit the granularity
-   and joint laws on the runs below the top budget (its runs are held out), learn how the joint law's
+   and joint laws on the runs below the top budget (its runs are held out), learn how each law's
    error grows past the data and check it on the held-out runs (``bayesmoe validate``), compare the laws
    by PSIS-LOO, print what to train (trainable configurations) at 10x and 30x the largest run, and write
    a report to ``<out>/demo/`` (with the simulation-based calibration of the models, from a checkout).
@@ -103,6 +103,7 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
             "How the law's error grows past the data: forward chaining, the discrepancy term, the held-out runs",
             ["validate", joint],
         ),
+        ("The same for the granularity law", ["validate", gran]),
         ("Which law predicts held-out runs better (PSIS-LOO, stacking weights)", ["compare", gran, joint]),
         (
             "What to train at 10x and 30x our largest run: joint law (trainable configurations, 90% bands)",

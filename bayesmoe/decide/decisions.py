@@ -182,7 +182,9 @@ def merge(recommendation: dict | None, decision: dict) -> dict:
 
 
 def _beyond_runs(config: dict | None, runs: pd.DataFrame | None) -> list[str]:
-    """Warnings for a configuration whose expert count or granularity lies past every fitted run's."""
+    """Warnings for a configuration whose expert count or granularity lies past every fitted run's, or whose
+    tokens per active parameter lie outside the fitted runs' range (the law's D-N trade-off is then read off
+    a region no run measured)."""
     if config is None or runs is None:
         return []
     out = []
@@ -191,6 +193,15 @@ def _beyond_runs(config: dict | None, runs: pd.DataFrame | None) -> list[str]:
             out.append(
                 f"extrapolation in {what}: {key} {config[key]} is past the fitted runs' largest "
                 f"({runs[key].max():g}); --experts-max / --granularity-max bound the search"
+            )
+    if {"tokens", "n_active"} <= set(runs.columns) and config.get("n_active"):
+        ratio = runs["tokens"].to_numpy(float) / runs["n_active"].to_numpy(float)
+        lo, hi = float(np.nanmin(ratio)), float(np.nanmax(ratio))
+        mine = float(config["tokens"]) / float(config["n_active"])
+        if not lo <= mine <= hi:
+            out.append(
+                f"extrapolation in tokens per active parameter: {mine:.3g} is outside the fitted runs' "
+                f"{lo:.3g}-{hi:.3g}; the law's trade-off between size and tokens is unmeasured there"
             )
     return out
 
