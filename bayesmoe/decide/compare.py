@@ -13,6 +13,13 @@ extrapolated to budgets past the data asks a different question; when every fit 
 largest-compute runs (``fit --holdout-top-compute K``), :func:`holdout_scores` scores each fit on those
 runs (log predictive density of the held-out log losses) and :func:`mixing_weights` stacks on them
 instead, saying which it used.
+
+**Forward-chaining weights** (``weights="chaining"``) need no held-out runs: each law is refitted on the
+smaller runs of its own table and scored on the next one and two scale levels
+(:func:`bayesmoe.decide.validate.forward_chain`, the same levels and refits ``bayesmoe validate`` uses);
+:func:`chaining_scores` collects those log predictive densities, shape (k fits, m predictions), and
+:func:`chaining_weights` stacks on them. A law that fits the runs it saw but bends the wrong way past them
+scores poorly there, whatever its LOO.
 """
 from __future__ import annotations
 
@@ -21,25 +28,63 @@ import warnings
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, special, stats
 
 from ..errors import BayesMoeError
 from ..inference import Fit, arviz_io, load_fit
+from ..inference.discrepancy import Discrepancy, learn
 from ..model import STUDENT_T_NU
+from ..runs import validate_runs
+from .validate import forward_chain
 
 PARETO_K_WARN = 0.7
-#: where mixing weights come from: stacking on held-out log scores, or PSIS-LOO stacking.
+#: where mixing weights come from: stacking on held-out log scores, PSIS-LOO stacking, or stacking on
+#: forward-chaining log scores.
 WEIGHTS_FROM = {"holdout": "stacking on the log scores of the held-out top-compute runs",
-                "loo": "PSIS-LOO stacking on the fitted runs"}
+                "loo": "PSIS-LOO stacking on the fitted runs",
+                "chaining": "stacking on forward-chaining log scores (each law refitted on the smaller runs, "
+                            "scored on the next one and two scale levels)"}
+#: the choices of ``weights=``: ``auto`` is held-out scores when every fit has the same held-out runs, else LOO.
+WEIGHT_CHOICES = ("auto", "loo", "holdout", "chaining")
 
 
 def _label(fit, index: int) -> str:
     return str(fit.path) if getattr(fit, "path", None) else f"fit{index}"
 
 
-def compare(fits: Sequence[Fit | str | os.PathLike]) -> list[dict]:
-    """Rank fits by expected log predictive density (PSIS-LOO), best first (see :func:`_rows`)."""
-    return sorted(_rows(fits), key=lambda m: -m["elpd_loo"])
+def compare(fits: Sequence[Fit | str | os.PathLike], *, weights: str = "auto", steps: int = 3,
+            seed: int = 0, log=None) -> list[dict]:
+    """Rank fits by expected log predictive density (PSIS-LOO), best first (see :func:`_rows`).
+
+    With ``weights="chaining"`` each row also gets ``elpd_chaining`` (summed forward-chaining log score)
+    and ``chaining_weight`` (:func:`chaining_weights`; ``steps`` refits per fit, ``seed``, ``log`` as in
+    :func:`~bayesmoe.decide.validate.forward_chain`). Every row gets ``mixing_weight``, the weight the
+    ``weights`` choice gives (:func:`mixing_weights`), and ``weights_from``, which one that was.
+    """
+    if weights not in WEIGHT_CHOICES:
+        raise BayesMoeError(f"weights must be one of {', '.join(WEIGHT_CHOICES)}, got '{weights}'")
+    fits = _load(fits)
+    rows = _rows(fits)
+    if weights == "chaining":
+        scores, _ = chaining_scores(fits, steps=steps, seed=seed, log=log)
+        for row, score, weight in zip(rows, scores, _stack(scores)):
+            row.update(elpd_chaining=float(score.sum()), chaining_weight=float(weight))
+    used = _resolve(fits, weights)
+    key = {"loo": "weight", "holdout": "holdout_weight", "chaining": "chaining_weight"}[used]
+    for row in rows:
+        row.update(mixing_weight=row[key], weights_from=used)
+    return sorted(rows, key=lambda m: -m["elpd_loo"])
+
+
+def _resolve(fits: list[Fit], weights: str) -> str:
+    """Which weights ``weights`` means for these fits (``auto``: held-out scores when there are some)."""
+    has_holdout = holdout_scores(fits) is not None
+    if weights == "holdout" and not has_holdout:
+        raise BayesMoeError("held-out weights need every fit to hold out the same runs (fit --holdout-top-compute K)")
+    if weights == "auto":
+        return "holdout" if has_holdout else "loo"
+    return weights
 
 
 def stacking_weights(fits: Sequence[Fit | str | os.PathLike]) -> np.ndarray:
@@ -47,18 +92,82 @@ def stacking_weights(fits: Sequence[Fit | str | os.PathLike]) -> np.ndarray:
     return np.array([m["weight"] for m in _rows(fits)])
 
 
-def mixing_weights(fits: Sequence[Fit | str | os.PathLike]) -> tuple[np.ndarray, str]:
+def mixing_weights(fits: Sequence[Fit | str | os.PathLike], *, weights: str = "auto", steps: int = 3,
+                   seed: int = 0, log=None) -> tuple[np.ndarray, str]:
     """Weights for mixing the fits' extrapolated optima, in the order given, and where they come from.
 
+    Args:
+        fits: two or more fits (or paths) of the same runs.
+        weights: ``"auto"`` (held-out scores when every fit left out the same runs, else LOO), ``"loo"``,
+            ``"holdout"`` or ``"chaining"`` (:func:`chaining_weights`: ``steps`` refits per fit).
+        steps, seed, log: forward-chaining settings (``weights="chaining"`` only).
+
     Returns:
-        (weights (k,), source): ``source`` is ``"holdout"`` (stacking on held-out top-compute log scores)
-        when every fit left out the same runs, else ``"loo"`` (PSIS-LOO stacking); see :data:`WEIGHTS_FROM`.
+        (weights (k,), source): ``source`` is ``"holdout"``, ``"loo"`` or ``"chaining"``; see :data:`WEIGHTS_FROM`.
+    """
+    if weights not in WEIGHT_CHOICES:
+        raise BayesMoeError(f"weights must be one of {', '.join(WEIGHT_CHOICES)}, got '{weights}'")
+    fits = _load(fits)
+    used = _resolve(fits, weights)
+    if used == "chaining":
+        return chaining_weights(fits, steps=steps, seed=seed, log=log), "chaining"
+    if used == "holdout":
+        return _stack(holdout_scores(fits)), "holdout"
+    return stacking_weights(fits), "loo"
+
+
+def chaining_scores(fits: Sequence[Fit | str | os.PathLike], *, steps: int = 3, seed: int = 0,
+                    log=None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Forward-chaining log predictive densities of each fit, shape (k fits, m predictions), nats of log loss.
+
+    Each fit is refitted on the runs below each of its top ``steps`` scale levels and scores the runs of the
+    next one and two levels (:func:`~bayesmoe.decide.validate.forward_chain`, law-only: no discrepancy
+    term); a run predicted from two different refits counts twice. The fits must be of the same runs, and
+    their runs must fall into the same levels (the same scale column: ``n_active`` or ``compute``).
+
+    Returns:
+        (scores, keys): ``keys`` has one row per prediction (``step``, ``ahead``, ``run_id``), in the
+        order of the score columns.
+
+    Raises:
+        BayesMoeError: fewer than two fits, fits of different runs, or predictions that do not line up.
     """
     fits = _load(fits)
-    scores = holdout_scores(fits)
-    if scores is None:
-        return stacking_weights(fits), "loo"
-    return _stack(scores), "holdout"
+    for i, f in enumerate(fits[1:], start=1):
+        if not _same_runs(f.runs.reset_index(drop=True), fits[0].runs.reset_index(drop=True)):
+            raise BayesMoeError(f"chaining weights need fits of the same runs; fit{i} ({f.law.name}) has "
+                                f"{len(f.runs)} runs, fit0 ({fits[0].law.name}) {len(fits[0].runs)}")
+    tables = []
+    for i, f in enumerate(fits):
+        prefixed = None if log is None else (lambda line, i=i, f=f: log(f"fit{i} {f.law.name}: {line}"))
+        errors, _, _ = forward_chain(f, steps=steps, seed=seed, score=_log_score, log=prefixed)
+        tables.append(errors)
+    return chaining_matrix(tables)
+
+
+def chaining_matrix(tables: Sequence[pd.DataFrame]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Stack per-fit forward-chaining tables (with a ``score`` column) into scores (k, m) and their keys.
+
+    ``tables`` are :func:`~bayesmoe.decide.validate.forward_chain` errors tables made with
+    ``score=``; e.g. the ``errors`` of :func:`~bayesmoe.decide.validate.validate` called with
+    ``score=log_score``, so one set of refits gives both the discrepancy term and the weights.
+    """
+    keys = ["step", "ahead", "run_id"]
+    if any(t is None or not len(t) or "score" not in t.columns for t in tables):
+        raise BayesMoeError("chaining weights need forward-chaining predictions with log scores for every fit")
+    first = tables[0][keys].astype(str).reset_index(drop=True)
+    for i, t in enumerate(tables[1:], start=1):
+        if not t[keys].astype(str).reset_index(drop=True).equals(first):
+            raise BayesMoeError(f"fit{i}'s forward-chaining predictions are not those of fit0 (different scale "
+                                "levels or runs); chaining weights compare laws on the same predictions")
+    return np.stack([t["score"].to_numpy(float) for t in tables]), tables[0][keys].reset_index(drop=True)
+
+
+def chaining_weights(fits: Sequence[Fit | str | os.PathLike], *, steps: int = 3, seed: int = 0,
+                     log=None) -> np.ndarray:
+    """Stacking weights on forward-chaining log scores (:func:`chaining_scores`), shape (k,), in the order given."""
+    scores, _ = chaining_scores(fits, steps=steps, seed=seed, log=log)
+    return _stack(scores)
 
 
 def holdout_scores(fits: Sequence[Fit | str | os.PathLike]) -> np.ndarray | None:
@@ -74,6 +183,62 @@ def holdout_scores(fits: Sequence[Fit | str | os.PathLike]) -> np.ndarray | None
     return np.stack([_log_score(f, f.heldout) for f in fits])
 
 
+def mixture_predictive(fits: Sequence[Fit], weights: Sequence[float], runs: pd.DataFrame, *, draws: int = 4000,
+                       seed: int = 0, noise: bool = True, discrepancy: bool | Discrepancy = True) -> np.ndarray:
+    """Draws of log loss from the weighted mixture of the fits' posterior predictives, shape (draws, n).
+
+    Each draw comes from fit k with probability ``weights[k]``; ``noise`` adds each fit's per-run scatter.
+    ``discrepancy``: True adds each fit's own discrepancy term (where it has one), False none, and a
+    :class:`~bayesmoe.inference.discrepancy.Discrepancy` (e.g. :func:`mixture_discrepancy`) adds that one term
+    to every draw of the law-only mixture. ``runs``: a runs table with every column the fits' laws need.
+    """
+    weights = np.asarray(weights, dtype=float)
+    if len(weights) != len(fits) or np.any(weights < 0) or not weights.sum() > 0:
+        raise BayesMoeError(f"mixture needs one non-negative weight per fit ({len(fits)}), not all zero; got {weights}")
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(int(draws), weights / weights.sum())
+    parts = []
+    for f, count in zip(fits, counts):
+        if not count:
+            continue
+        frame = validate_runs(runs, required=f.law.required_columns, law=f.law.name, require_loss=False,
+                              what="runs to predict")
+        own = f.predictive_log_loss(frame, seed=seed, noise=noise, discrepancy=discrepancy is True)
+        parts.append(own[rng.integers(0, len(own), count)])
+    mixed = np.concatenate(parts)
+    if isinstance(discrepancy, Discrepancy):
+        mixed = mixed + discrepancy.sd(runs)[None, :] * rng.standard_normal(mixed.shape)
+    return mixed
+
+
+def mixture_discrepancy(tables: Sequence[pd.DataFrame], weights: Sequence[float], *, scale_column: str,
+                        reference: float) -> Discrepancy:
+    """The discrepancy term of a weighted mixture, learned from its members' forward-chaining errors.
+
+    Per chained prediction the mixture's error and law-only sd are moment-matched on log loss:
+    ``error = sum_k w_k e_k`` and ``law_sd^2 = sum_k w_k (sd_k^2 + (e_k - error)^2)``, where ``e_k`` and ``sd_k``
+    are member k's ``error`` and ``law_sd`` (:func:`~bayesmoe.decide.validate.forward_chain` tables, aligned as in
+    :func:`chaining_matrix`); (s0, s1) are then learned as for one law
+    (:func:`bayesmoe.inference.discrepancy.learn`). The weights were stacked on the same predictions, so the
+    mixture's errors there are slightly optimistic. ``scale_column`` (``n_active`` or ``compute``, as the
+    members were chained) and ``reference`` (its largest value among the fitted runs) place the term.
+    """
+    chaining_matrix(tables)  # checks that the predictions line up (scores unused)
+    w = np.asarray(weights, dtype=float)[:, None] / float(np.sum(weights))
+    errors = np.stack([t["error"].to_numpy(float) for t in tables])
+    sds = np.stack([t["law_sd"].to_numpy(float) for t in tables])
+    error = np.sum(w * errors, axis=0)
+    law_sd = np.sqrt(np.sum(w * (sds**2 + (errors - error) ** 2), axis=0))
+    distance = tables[0]["distance"].to_numpy(float)
+    s0, s1 = learn(error, law_sd, distance)
+    return Discrepancy(s0=s0, s1=s1, scale_column=scale_column, reference=float(reference), n_errors=len(error))
+
+
+def log_score(fit: Fit, runs: pd.DataFrame) -> np.ndarray:
+    """Pointwise log predictive density of ``runs``' log losses under ``fit`` (law-only), shape (m,)."""
+    return _log_score(fit, runs)
+
+
 def _log_score(fit: Fit, runs) -> np.ndarray:
     """Pointwise log predictive density of ``runs``' log losses under ``fit``, shape (m,)."""
     mean = fit.log_mean(runs)
@@ -84,6 +249,11 @@ def _log_score(fit: Fit, runs) -> np.ndarray:
     else:
         log_p = stats.norm.logpdf(y, loc=mean, scale=sigma)
     return special.logsumexp(log_p, axis=0) - np.log(log_p.shape[0])
+
+
+def stack_log_scores(scores: np.ndarray) -> np.ndarray:
+    """Stacking weights (k,) on pointwise log predictive densities ``scores`` of shape (k models, m points)."""
+    return _stack(np.asarray(scores, dtype=float))
 
 
 def _stack(scores: np.ndarray) -> np.ndarray:

@@ -128,7 +128,7 @@ def _refit(fitted: Fit, train: pd.DataFrame, seed: int) -> tuple[Fit, list[str]]
 
 
 def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int = 0,
-                  log=None) -> tuple[pd.DataFrame, list[dict], str]:
+                  log=None, score=None) -> tuple[pd.DataFrame, list[dict], str]:
     """Errors of refits on the smaller runs of ``fitted`` at the next one and two levels (module docstring).
 
     Args:
@@ -137,6 +137,8 @@ def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int =
         prob: central interval probability for ``inside``.
         seed: seed of the refits.
         log: optional callable taking one line of progress.
+        score: optional callable ``(refit, test runs) -> array (m,)``, e.g. the log predictive density of
+            each predicted run (:func:`bayesmoe.decide.compare.chaining_scores`); kept as column ``score``.
 
     Returns:
         (errors, refits, scale column) as in :class:`Validation`.
@@ -168,22 +170,25 @@ def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int =
             mean = np.median(refit.log_mean(test, seed=seed), axis=0)
             observed = np.log(test["loss"].to_numpy(float))
             lo, hi = np.quantile(draws, [lo_q, hi_q], axis=0)
+            extra = {} if score is None else {"score": np.asarray(score(refit, test), dtype=float)}
             rows.append(pd.DataFrame({
                 "step": j, "ahead": ahead, "run_id": test["run_id"].to_numpy(), "scale": test[column].to_numpy(float),
                 "distance": past_fitted(test[column].to_numpy(float), max_scale),
                 "observed": np.exp(observed), "predicted": np.exp(mean), "error": observed - mean,
-                "law_sd": draws.std(axis=0), "inside": (observed >= lo) & (observed <= hi),
+                "law_sd": draws.std(axis=0), "inside": (observed >= lo) & (observed <= hi), **extra,
             }))
     errors = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return errors, refits, column
 
 
-def validate(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int = 0, log=None) -> Validation:
+def validate(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int = 0, log=None,
+             score=None) -> Validation:
     """Forward-chain ``fitted``'s runs, learn the discrepancy term and store it in ``fitted`` (in place).
 
     The stored term is measured from the largest scale of ``fitted``'s own runs; save the fit to keep it.
+    ``score`` is passed to :func:`forward_chain` (an extra ``score`` column of the errors).
     """
-    errors, refits, column = forward_chain(fitted, steps=steps, prob=prob, seed=seed, log=log)
+    errors, refits, column = forward_chain(fitted, steps=steps, prob=prob, seed=seed, log=log, score=score)
     term = None
     if len(errors):
         s0, s1 = learn(errors["error"].to_numpy(), errors["law_sd"].to_numpy(), errors["distance"].to_numpy())
