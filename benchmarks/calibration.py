@@ -14,8 +14,20 @@ Cases (held-out top of scale):
     epoch   Hoffmann et al.'s runs as extracted by Epoch AI (../shared/data, skipped when absent), chinchilla,
             5 highest-loss runs dropped, the 24 largest-compute runs (10%) held out
     gadre   Gadre et al. 2024, chinchilla pooled by corpus, the 1.4B and 6.9B runs held out
-    clark   Clark et al. 2022, routing pooled by router, the 28 runs at 1.3B held out
+    clark   Clark et al. 2022, the 28 runs at 1.3B held out: three laws pooled by router (routing,
+            routing_irreducible, joint), each forward-chained within the 195 fitted runs; the prediction is
+            their mixture stacked on those forward-chaining log scores (issue 20, item 3), so the choice
+            among the laws is made from the fitted runs alone. ``--clark-single`` gives the old case
+            (routing pooled by router alone).
     sweep   our CPU sweep, joint law, the top compute budget held out
+
+A case with ``candidates`` fits each one, forward-chains it (``validate(..., score=log_score)``: one set of
+refits gives its discrepancy term and its chaining log scores), stacks the candidates on those scores
+(:func:`bayesmoe.decide.compare.chaining_matrix`) and scores the mixture of their predictives
+(:func:`bayesmoe.decide.compare.mixture_predictive`) on the held-out runs. The mixture's discrepancy term is
+learned from the members' chaining errors, moment-matched to the mixture
+(:func:`bayesmoe.decide.compare.mixture_discrepancy`); ``with_member_discrepancy`` adds each member's own term
+instead, for comparison. Each candidate's own scores are kept in ``candidates``.
 """
 from __future__ import annotations
 
@@ -25,9 +37,18 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import bayesmoe
+from bayesmoe.decide.compare import (
+    WEIGHTS_FROM,
+    chaining_matrix,
+    log_score,
+    mixture_discrepancy,
+    mixture_predictive,
+    stack_log_scores,
+)
 from bayesmoe.decide.validate import calibration, validate
 from bayesmoe.runs import load_runs
 
@@ -43,8 +64,10 @@ CASES = {
                   heldout=lambda f: f["compute"].rank(ascending=False, method="first") <= 24),
     "gadre": dict(runs="dataset:gadre2024_overtraining", law="chinchilla", group="group",
                   heldout=lambda f: f["n_active"] >= 1e9),
-    "clark": dict(runs="dataset:clark2022_routing", law="routing", group="group",
-                  heldout=lambda f: f["n_active"] >= 1.2e9),
+    "clark": dict(runs="dataset:clark2022_routing", law="joint", group="group",
+                  heldout=lambda f: f["n_active"] >= 1.2e9,
+                  candidates=[dict(law="routing", group="group"), dict(law="routing_irreducible", group="group"),
+                              dict(law="joint", group="group")]),
     "sweep": dict(runs="dataset:trainer_cpu_sweep", law="joint", heldout=_top_budget),
 }
 
@@ -70,6 +93,64 @@ def run_case(name: str, case: dict, steps: int) -> dict:
     }
 
 
+def _mixture_scores(fits: list, weights: np.ndarray, heldout: pd.DataFrame, term, prob: float = 0.9) -> dict:
+    """Coverage, median |relative error| and R^2 of the mixture on ``heldout``: law-only, with the mixture's
+    own discrepancy ``term`` (the default), and with each member's own term (for comparison)."""
+    observed = heldout["loss"].to_numpy(float)
+    out = {}
+    for name, use in (("law_only", False), ("with_discrepancy", term), ("with_member_discrepancy", True)):
+        loss = np.exp(mixture_predictive(fits, weights, heldout, discrepancy=use))
+        lo, point, hi = np.quantile(loss, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
+        residual = observed - point
+        out[name] = {"coverage": float(np.mean((observed >= lo) & (observed <= hi))),
+                     "median_abs_rel_error": float(np.median(np.abs(residual / observed))),
+                     "r2": float(1 - np.sum(residual**2) / np.sum((observed - observed.mean()) ** 2))}
+    return out
+
+
+def run_stacked_case(name: str, case: dict, steps: int) -> dict:
+    """Fit and forward-chain each candidate, stack them on the chaining log scores, score the mixture."""
+    start = time.perf_counter()
+    fits, tables, members = [], [], []
+    for candidate in case["candidates"]:
+        frame = load_runs(case["runs"], law=candidate["law"], **case.get("load", {}))
+        held = case["heldout"](frame).to_numpy()
+        train, heldout = frame[~held], frame[held]
+        begun = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fitted = bayesmoe.fit(train, law=candidate["law"], group=candidate.get("group"),
+                                  pool=candidate.get("pool", ()), progress_bar=False)
+            fit_warnings = sorted({str(w.message) for w in caught if w.category.__name__ == "FitWarning"})
+            result = validate(fitted, steps=steps, score=log_score)
+        term = result.discrepancy
+        fits.append(fitted)
+        tables.append(result.errors)
+        members.append({
+            **candidate, "elpd_chaining": float(result.errors["score"].sum()), **calibration(fitted, heldout),
+            "discrepancy": None if term is None else term.as_meta(),
+            "chaining": result.summary().reset_index().to_dict(orient="records"), "fit_warnings": fit_warnings,
+            "refit_warnings": sum(len(r["warnings"]) for r in result.refits),
+            "seconds": round(time.perf_counter() - begun)})
+        print(json.dumps(members[-1]), flush=True)
+    scores, _ = chaining_matrix(tables)
+    weights = stack_log_scores(scores)
+    label = " + ".join(c["law"] + (f" pooled by {c['group']}" if c.get("group") else "") for c in case["candidates"])
+    term = mixture_discrepancy(tables, weights, scale_column=result.scale_column,
+                               reference=float(train[result.scale_column].max()))
+    mixed = _mixture_scores(fits, weights, heldout, term)
+    for member, weight in zip(members, weights):
+        member["weight"] = float(weight)
+    return {
+        "case": name, "law": "stacked: " + label, "weights_from": "chaining",
+        "weights_description": WEIGHTS_FROM["chaining"],
+        "weights": {c["law"]: float(w) for c, w in zip(case["candidates"], weights)},
+        "n_train": len(train), "n_heldout": len(heldout), "heldout_distance": members[0].get("median_distance"),
+        **mixed, "discrepancy": term.as_meta(),
+        "candidates": members, "seconds": round(time.perf_counter() - start),
+    }
+
+
 def table(results: list[dict]) -> str:
     lines = ["| dataset (law) | fitted / held-out runs | held-out distance (ln) | discrepancy s0, s1 | "
              "90% coverage law-only / with | median abs rel error law-only / with | R^2 law-only / with |",
@@ -78,8 +159,8 @@ def table(results: list[dict]) -> str:
         lo, wd, d = r["law_only"], r["with_discrepancy"] or {}, r["discrepancy"] or {}
         lines.append(
             f"| {r['case']} ({r['law']}) | {r['n_train']} / {r['n_heldout']} | {r['heldout_distance'] or 0:.2f} | "
-            f"{d.get('s0', 0):.4f}, {d.get('s1', 0):.4f} | "
-            f"{lo['coverage']:.0%} / {wd.get('coverage', float('nan')):.0%} "
+            + f"{d.get('s0', 0):.4f}, {d.get('s1', 0):.4f} | "
+            + f"{lo['coverage']:.0%} / {wd.get('coverage', float('nan')):.0%} "
             f"| {lo['median_abs_rel_error']:.2%} / {wd.get('median_abs_rel_error', float('nan')):.2%} "
             f"| {lo['r2']:.3f} / {wd.get('r2', float('nan')):.3f} |")
     return "\n".join(lines)
@@ -91,6 +172,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/calibration_results.json")
     parser.add_argument("--table", action="store_true", help="print the table of --out and stop")
+    parser.add_argument("--clark-single", action="store_true",
+                        help="clark: the routing law pooled by router alone (the case before the stacked mixture)")
     args = parser.parse_args()
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else []
@@ -100,7 +183,11 @@ def main() -> None:
             if name == "epoch" and not EPOCH.exists():
                 print(f"skip epoch: {EPOCH} is absent")
                 continue
-            record = run_case(name, CASES[name], args.steps)
+            case = CASES[name]
+            if name == "clark" and args.clark_single:
+                case = {k: v for k, v in case.items() if k != "candidates"} | {"law": "routing"}
+            runner = run_stacked_case if "candidates" in case else run_case
+            record = runner(name, case, args.steps)
             results = [r for r in results if r["case"] != name] + [record]
             tmp = out.with_suffix(".tmp")
             tmp.write_text(json.dumps(results, indent=1))
