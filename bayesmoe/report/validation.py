@@ -37,10 +37,11 @@ def validation_section(view: FitView) -> Section:
         view.facts["validated"] = False
         return Section(view.sid("validation"), title, body)
     view.facts["validated"] = True
-    column = "compute (FLOPs)" if term.scale_column == "compute" else f"{term.scale_column}"
+    unit = " FLOPs" if term.scale_column == "compute" else ""
     parts = [
         f"<p>Law error learned by forward chaining ({term.n_errors} predicted runs): on log loss, "
-        f"<b>sd = {term.s0:.4f} + {term.s1:.4f} &times; ln({esc(column)} / {term.reference:.3g})</b> past the "
+        f"<b>sd = {term.s0:.4f} + {term.s1:.4f} &times; ln({esc(term.scale_column)} / {term.reference:.3g}{unit})</b> "
+        "past the "
         "largest fitted run (0 inside the runs). Bands of <code>predict</code>, <code>optimum</code> and the "
         "sections above include it; <code>--no-discrepancy</code> gives the law-only band.</p>"
     ]
