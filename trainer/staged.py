@@ -2,10 +2,11 @@
 
 For each budget, in the order given: plan its profiles (``isoflop_design``) centred by
 ``trainer.centre.fit_centres`` on the finished runs of smaller budgets (the Chinchilla rule until a profile
-has a vertex; larger budgets trained earlier, such as a held-out profile, never steer a smaller one), append them to ``DIR/plan.csv`` and train them; then, for each profile whose lowest loss sits at
-its smallest or largest size, plan ``extend`` more sizes past that edge (``design = extend``) and train
-those. A budget already in ``plan.csv`` keeps its planned rows, so re-running the same command resumes
-exactly where it stopped (finished runs are skipped, unfinished ones resume from their checkpoints).
+has a vertex; larger budgets trained earlier, such as a held-out profile, never steer a smaller one), append
+them to ``DIR/plan.csv`` and train them; then, for each profile whose lowest loss sits at its smallest or
+largest size, plan ``extend`` more sizes past that edge (``design = extend``) and train those. A budget
+already in ``plan.csv`` keeps its planned rows, so re-running the same command resumes exactly where it
+stopped (finished runs are skipped, unfinished ones resume from their checkpoints).
 """
 from __future__ import annotations
 
