@@ -37,8 +37,9 @@ def _assert_converged(fit):
 
 #: shipped fits known to miss a threshold in default settings, with what was measured.
 KNOWN_MISSES = {
-    "sweep_granularity": "all 70 runs, seed 0: R-hat 1.011 for alpha (1.004 and 1.005 with seeds 1 and 2, 1.003 with "
-                         "warmup 750); the fit warns. The demo's fit of the 60 runs below the top budget passes.",
+    "sweep_granularity": "all 70 runs, seed 0: R-hat 1.011 for alpha, the fit warns; seeds 1-5 give 1.003-1.005 with "
+                         "bulk/tail ESS >= 860 (one unlucky seed of six at the threshold, one mode). The demo's fit "
+                         "of the 60 runs below the top budget passes.",
 }
 
 
