@@ -106,22 +106,27 @@ ANCHORED = Law(
 )
 
 
-def _n_experts_constant(e0):
-    return {"fix": {"b": 0.0, "c": 0.0, "E_start": 2.0, "E_max": 300.0},
-            "rename": {"a": ("a_E", f"log10 N exponent at the fixed E = {e0:g}", None),
-                       "d": ("d_E", f"intercept at the fixed E = {e0:g}", None)}}
+def reductions(intercept: tuple[float, float]) -> dict:
+    """Rules for runs in which one column is constant (``Law.reductions``): the parameters fixed and the ones
+    renamed to absorb the constant (:mod:`bayesmoe.model.identifiability`). ``intercept`` = (d at N = 1, a):
+    the prior of the intercept at a fixed N0 is Normal(d + a log10 N0, 0.5), in log10 nats."""
+    level, slope = intercept
+
+    def n_experts_constant(e0):
+        return {"fix": {"b": 0.0, "c": 0.0, "E_start": 2.0, "E_max": 300.0},
+                "rename": {"a": ("a_E", f"log10 N exponent at the fixed E = {e0:g}", None),
+                           "d": ("d_E", f"intercept at the fixed E = {e0:g}", None)}}
+
+    def n_active_constant(n0):
+        return {"fix": {"a": 0.0, "c": 0.0},
+                "rename": {"b": ("b_N", f"b + c log10 N0: log10 Ehat coefficient at the fixed N0 = {n0:.4g}", None),
+                           "d": ("d_N", f"d + a log10 N0: intercept at the fixed N0 = {n0:.4g}",
+                                 (level + slope * np.log10(n0), 0.5))}}
+
+    return {"n_experts": n_experts_constant, "n_active": n_active_constant}
 
 
-def _n_active_constant(n0):
-    return {"fix": {"a": 0.0, "c": 0.0},
-            "rename": {"b": ("b_N", f"b + c log10 N0: log10 Ehat coefficient at the fixed N0 = {n0:.4g}", None),
-                       "d": ("d_N", f"d + a log10 N0: intercept at the fixed N0 = {n0:.4g}",
-                             (1.1 - 0.08 * np.log10(n0), 0.5))}}
-
-
-#: Rules for runs in which one column is constant (``Law.reductions``): the parameters fixed and the ones
-#: renamed to absorb the constant (:mod:`bayesmoe.model.identifiability`).
-REDUCTIONS = {"n_experts": _n_experts_constant, "n_active": _n_active_constant}
+REDUCTIONS = reductions((1.1, -0.08))
 
 LAW = Law(
     name="routing",

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .base import Law, Param, logsumexp
-from .routing import CITATION, _covariates, log10_loss
+from .routing import CITATION, _covariates, log10_loss, reductions
 
 LN10 = float(np.log(10.0))
 
@@ -89,21 +89,10 @@ ANCHORED = Law(
 )
 
 
-def _n_experts_constant(e0):
-    return {"fix": {"b": 0.0, "c": 0.0, "E_start": 2.0, "E_max": 300.0},
-            "rename": {"a": ("a_E", f"log10 N exponent at the fixed E = {e0:g}", None),
-                       "d": ("d_E", f"intercept at the fixed E = {e0:g}", None)}}
+#: Rules for runs in which one column is constant (``Law.reductions``): the routing law's, with this law's
+#: intercept prior for the reducible loss.
+REDUCTIONS = reductions((1.3, -0.15))
 
-
-def _n_active_constant(n0):
-    return {"fix": {"a": 0.0, "c": 0.0},
-            "rename": {"b": ("b_N", f"b + c log10 N0: log10 Ehat coefficient at the fixed N0 = {n0:.4g}", None),
-                       "d": ("d_N", f"d + a log10 N0: intercept at the fixed N0 = {n0:.4g}",
-                             (1.3 - 0.15 * np.log10(n0), 0.5))}}
-
-
-#: Rules for runs in which one column is constant (``Law.reductions``, :mod:`bayesmoe.model.identifiability`).
-REDUCTIONS = {"n_experts": _n_experts_constant, "n_active": _n_active_constant}
 
 LAW = Law(
     name="routing_irreducible",
