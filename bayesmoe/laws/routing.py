@@ -68,13 +68,17 @@ def _log_loss(t, x):
     return LN10 * log10_loss(t, x["log10_N"], x["E"])
 
 
-_ROUTER = (
-    Param("b", "linear", -0.1, 0.07, role="level", doc="log10 Ehat coefficient (negative: experts help)"),
-    Param("c", "linear", 0.0, 0.01, role="level", doc="log10 N x log10 Ehat interaction"),
+#: The saturation of Eq. 2 (E_start, E_max), shared with the laws built on it (``routing_floor``).
+SATURATION = (
     Param("E_start", "log", float(np.log(2.0)), 0.75, low=0.0, high=float(np.log(50.0)),
           doc="expert count where saturation starts (Ehat at E = 1)"),
     Param("E_max", "log", float(np.log(300.0)), 1.0, low=float(np.log(50.0)), high=float(np.log(1e5)),
           doc="expert count where the benefit saturates"),
+)
+_ROUTER = (
+    Param("b", "linear", -0.1, 0.07, role="level", doc="log10 Ehat coefficient (negative: experts help)"),
+    Param("c", "linear", 0.0, 0.01, role="level", doc="log10 N x log10 Ehat interaction"),
+    *SATURATION,
 )
 
 CITATION = "Clark et al. 2022, Unified Scaling Laws for Routed Language Models, ICML 2022, arXiv 2202.01169"

@@ -37,9 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .base import Law, Param, logsumexp
-from .routing import CITATION, _covariates, log10_loss, reductions
-
-LN10 = float(np.log(10.0))
+from .routing import CITATION, LN10, N_COUNTS, SATURATION, _covariates, log10_loss, reductions
 
 
 def _log_loss(t, x):
@@ -52,15 +50,7 @@ _ROUTER = (
     Param("b", "linear", -0.15, 0.1, role="level", doc="log10 Ehat coefficient of the reducible loss (negative)"),
     Param("c", "linear", 0.0, 0.015, role="level", doc="log10 N x log10 Ehat interaction"),
 )
-_SATURATION = (
-    Param("E_start", "log", float(np.log(2.0)), 0.75, low=0.0, high=float(np.log(50.0)),
-          doc="expert count where saturation starts (Ehat at E = 1)"),
-    Param("E_max", "log", float(np.log(300.0)), 1.0, low=float(np.log(50.0)), high=float(np.log(1e5)),
-          doc="expert count where the benefit saturates"),
-)
 
-N_COUNTS = ("N = n_active (non-embedding parameters a token sees), E = n_experts (dense: 1); no D term "
-            "(fixed tokens)")
 NOTES = (
     "Logs base 10 in the exponent; E_irr in nats. Hierarchical fits (--group) use the dense-anchored form: "
     "a1 = a + c log10 E_start, d1 = d + b log10 E_start and E_irr are shared, b and c are pooled per router "
@@ -80,7 +70,7 @@ ANCHORED = Law(
         *_ROUTER,
         Param("d1", "linear", 1.3, 0.35, doc="dense intercept (d + b log10 E_start)"),
         _E_IRR,
-        *_SATURATION,
+        *SATURATION,
     ),
     required_columns=("n_active",),
     covariates=_covariates,
@@ -106,7 +96,7 @@ LAW = Law(
         *_ROUTER,
         Param("d", "linear", 1.3, 0.35, doc="intercept of the reducible loss (log10 nats)"),
         _E_IRR,
-        *_SATURATION,
+        *SATURATION,
     ),
     required_columns=("n_active",),
     covariates=_covariates,
