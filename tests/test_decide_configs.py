@@ -260,6 +260,21 @@ def test_discrepancy_widens_the_loss_band_of_a_far_budget():
     assert wide["config"]["loss_law"] == narrow["config"]["loss_law"]
 
 
+def test_budgets_past_the_terms_reach_are_flagged():
+    from bayesmoe.inference.discrepancy import Discrepancy
+
+    fit = JitteredFit(JOINT, SWEEP)
+    largest = SWEEP["compute"].max()
+    fit.discrepancy = Discrepancy(s0=0.0, s1=0.02, scale_column="compute", reference=largest, n_errors=6,
+                                  max_distance=float(np.log(5.0)))
+    _, (near, far) = decide(fit, [3 * largest, 30 * largest])
+    reach = "learned from forward-chaining errors up to 1.61"
+    assert not any(reach in w for w in near["warnings"])
+    assert any(reach in w and "this budget is at 3.40" in w for w in far["warnings"])
+    _, (off,) = decide(fit, [30 * largest], discrepancy=False)
+    assert not any(reach in w for w in off["warnings"])
+
+
 def test_chinchilla_priors_centred_on_an_embedding_counting_set_are_flagged():
     fit = JitteredFit(PointPosterior.from_set("chinchilla", "chinchilla:hoffmann2022"), GADRE)
     assert not decide(fit, [1e21])[0]["notes"]

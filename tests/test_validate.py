@@ -1,4 +1,5 @@
 """Forward-chaining validation and the model-discrepancy term (issue 20)."""
+import json
 import subprocess
 import sys
 
@@ -95,6 +96,53 @@ def test_discrepancy_widens_predictions_with_distance_only(misspecified_fit, tmp
     assert width(widened)[1] > 2 * width(law_only)[1]  # 100x past: sd 0.02 x ln(100) = 0.09
 
 
+def test_longer_chaining_reaches_farther_and_the_term_records_its_reach(misspecified_fit, monkeypatch, tmp_path):
+    monkeypatch.setattr(validation, "REFIT_METHOD", "laplace")
+    fitted = bayesmoe.load_fit(misspecified_fit.save(tmp_path / "reach.nc"))
+    short = validation.forward_chain(fitted, steps=4, ahead=2)[0]
+    result = validation.validate(fitted, steps=4, ahead=4)
+    assert set(short["ahead"]) == {1, 2} and set(result.errors["ahead"]) == {1, 2, 3, 4}
+    assert result.errors["distance"].max() > short["distance"].max() + 0.5  # two more levels of 0.5 dex
+    term = result.discrepancy
+    assert term.max_distance == pytest.approx(result.errors["distance"].max())
+    top = float(fitted.runs["compute"].max())
+    runs = pd.DataFrame({"n_active": [1e9, 1e9], "tokens": [top / 6e9, top * np.exp(term.max_distance + 1) / 6e9]})
+    runs["compute"] = 6 * runs["n_active"] * runs["tokens"]
+    assert term.past_reach(runs).tolist() == [False, True]
+    band = fitted.predict(runs)
+    assert band["past_term_reach"].tolist() == [False, True]
+    assert band["distance"].to_numpy() == pytest.approx([0.0, term.max_distance + 1])
+    with pytest.raises(bayesmoe.BayesMoeError, match="--ahead must be a positive integer"):
+        validation.forward_chain(fitted, ahead=0)
+
+
+def test_a_term_saved_before_its_reach_was_recorded_still_loads():
+    old = {"s0": 0.001, "s1": 0.01, "scale_column": "compute", "reference": 1e20, "n_errors": 30}
+    term = Discrepancy.from_meta(old)
+    assert term.max_distance is None
+    assert not term.past_reach(pd.DataFrame({"compute": [1e25]})).any()
+
+
+def test_predict_cli_warns_past_the_terms_reach(misspecified_fit, tmp_path):
+    fitted = bayesmoe.load_fit(misspecified_fit.save(tmp_path / "cli.nc"))
+    top = float(fitted.runs["compute"].max())
+    fitted.update_meta(discrepancy=Discrepancy(0.001, 0.01, "compute", top, 20, max_distance=1.0).as_meta())
+    path = fitted.save(tmp_path / "cli.nc")
+    runs = pd.DataFrame({"run_id": ["near", "far"], "n_active": [1e9, 1e9], "tokens": [top / 6e9, 20 * top / 6e9]})
+    runs["compute"] = 6 * runs["n_active"] * runs["tokens"]
+    runs.to_csv(tmp_path / "new.csv", index=False)
+    cmd = [sys.executable, "-m", "bayesmoe.cli.main", "predict", str(path), str(tmp_path / "new.csv")]
+    text = subprocess.run(cmd, capture_output=True, text=True)
+    assert text.returncode == 0
+    assert "1 of 2 runs" in text.stderr and "up to 1.00" in text.stderr and "farthest is at 3.00" in text.stderr
+    out = subprocess.run(cmd + ["--json"], capture_output=True, text=True)
+    payload = json.loads(out.stdout)
+    assert [r["distance"] for r in payload["runs"]] == pytest.approx([0.0, np.log(20)])
+    assert len(payload["warnings"]) == 1
+    quiet = subprocess.run(cmd + ["--no-discrepancy", "--json"], capture_output=True, text=True)
+    assert json.loads(quiet.stdout)["warnings"] == []
+
+
 def test_validate_cli_refuses_runs_at_one_scale(tmp_path):
     runs = bayesmoe.simulate_runs("chinchilla", {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}, 12,
                                   seed=0)
@@ -117,6 +165,7 @@ def test_report_section_shows_the_chaining_and_both_held_out_bands(misspecified_
     body = validation_section(view).body
     term, scores = result.discrepancy, validation.calibration(misspecified_fit, prob=0.9)
     assert f"sd = {term.s0:.4f} + {term.s1:.4f}" in body
+    assert f"up to ln distance <b>{result.errors['distance'].max():.2f}</b>" in body
     for ahead, rows in result.errors.groupby("ahead"):   # the chaining table, one row per level ahead
         assert f"<td>{len(rows)}</td>" in body and f"{rows['inside'].mean():.0%}" in body
     law_only, widened = scores["law_only"]["coverage"], scores["with_discrepancy"]["coverage"]

@@ -10,6 +10,8 @@ HELP = "refit on smaller runs, predict the larger ones, learn how the law's erro
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fit", metavar="FIT", help="posterior file written by `bayesmoe fit` (updated in place)")
     parser.add_argument("--steps", type=int, default=3, help="top scale levels to predict, one refit each (default 3)")
+    parser.add_argument("--ahead", type=int, default=2,
+                        help="levels past the data each refit predicts (default 2); more reach longer distances")
     parser.add_argument("--prob", type=float, default=0.9, help="central interval probability (default 0.9)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-save", action="store_true", help="report only; leave FIT unchanged")
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.prob < 1:
         raise BayesMoeError(f"--prob must be between 0 and 1, got {args.prob}")
     fitted = load_fit(args.fit)
-    result = validate(fitted, steps=args.steps, prob=args.prob, seed=args.seed,
+    result = validate(fitted, steps=args.steps, prob=args.prob, seed=args.seed, ahead=args.ahead,
                       log=None if args.json else lambda line: print(line, file=sys.stderr, flush=True))
     for refit in result.refits:
         for message in refit["warnings"]:
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print("no errors to learn a discrepancy term from")
         return 0
     print(f"discrepancy sd on log loss = {term.s0:.4f} + {term.s1:.4f} x ln({result.scale_column} / "
-          f"{term.reference:.3g}) past the fitted runs (learned from {term.n_errors} errors)")
+          f"{term.reference:.3g}) past the fitted runs (learned from {term.n_errors} errors at distances up to "
+          f"{term.max_distance:.2f})")
     if heldout is not None:
         for name in ("law_only", "with_discrepancy"):
             h = heldout[name]

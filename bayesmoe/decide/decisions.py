@@ -206,6 +206,16 @@ def _beyond_runs(config: dict | None, runs: pd.DataFrame | None) -> list[str]:
     return out
 
 
+def _past_term_reach(term, compute: float, config: dict | None) -> list[str]:
+    """A warning when the budget (or the recommended n_active, for terms measured in n_active) lies past the
+    distances the discrepancy term was learned from."""
+    point = {"compute": compute, **({"n_active": float(config["n_active"])} if config else {})}
+    if term is None or term.max_distance is None or term.scale_column not in point:
+        return []
+    distance = float(term.distance(pd.DataFrame([point]))[0])
+    return [term.reach_warning(distance, subject="this budget")] if distance > term.max_distance + 1e-9 else []
+
+
 def heldout_points(posterior) -> list[tuple[float, float, str]]:
     """(distance past the fitted compute, |median prediction - observed| in nats, run_id) of each held-out run."""
     heldout = getattr(posterior, "heldout", None)
@@ -307,6 +317,7 @@ def decide(
                 f"({largest:.3g} FLOPs), past {EXTRAPOLATION_WARN:g}x; the bands assume the law holds there"
             )
         entry["warnings"] += _beyond_runs(entry.get("config"), runs)
+        entry["warnings"] += _past_term_reach(term, float(compute), entry.get("config"))
         if heldout and factor is not None:
             d, err, run = min(heldout, key=lambda h: abs(np.log(h[0]) - np.log(factor)))
             entry["heldout_check"] = {"run_id": run, "distance": d, "abs_error": err}

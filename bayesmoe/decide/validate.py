@@ -9,8 +9,9 @@ there. Within one fit's runs table:
    budget; a cluster wider than ``LEVEL_WIDTH_DEX`` is cut into bins of that width; the top levels are
    merged until each holds at least ``MIN_LEVEL_RUNS`` runs);
 2. for each of the last ``steps`` levels j: refit the law (same law, priors, likelihood and pooling as
-   the fit) on the runs below level j, and predict the runs of levels j and j + 1 (one and two steps
-   past the data);
+   the fit) on the runs below level j, and predict the runs of levels j to j + ``ahead`` - 1 (by default
+   one and two steps past the data; a larger ``ahead`` reaches the distances a prediction will be
+   asked at);
 3. record per predicted run its error (observed minus median predicted log loss), the law-only
    predictive sd of log loss, whether it fell in the central ``prob`` interval, and its distance
    ``ln(scale / largest fitted scale)``.
@@ -51,7 +52,7 @@ class Validation:
     """The result of :func:`validate`.
 
     Attributes:
-        errors: one row per predicted run: ``step`` (levels fitted), ``ahead`` (1 or 2 levels past the
+        errors: one row per predicted run: ``step`` (levels fitted), ``ahead`` (1 to ``ahead`` levels past the
             data), ``run_id``, ``scale``, ``distance`` (``ln`` past the largest fitted scale),
             ``observed`` / ``predicted`` (loss, nats; predicted = median of the law's mean), ``error``
             (log loss, observed minus predicted), ``law_sd`` (law-only predictive sd of log loss),
@@ -70,7 +71,7 @@ class Validation:
     prob: float
 
     def summary(self) -> pd.DataFrame:
-        """Per ``ahead`` (1, 2 levels past the data): runs, coverage, median |relative error|, median distance."""
+        """Per ``ahead`` (levels past the data): runs, coverage, median |relative error|, median distance."""
         rel = np.abs(np.expm1(self.errors["error"]))
         table = self.errors.assign(abs_rel_error=rel).groupby("ahead").agg(
             n_runs=("run_id", "size"), coverage=("inside", "mean"), median_abs_rel_error=("abs_rel_error", "median"),
@@ -128,7 +129,7 @@ def _refit(fitted: Fit, train: pd.DataFrame, seed: int) -> tuple[Fit, list[str]]
 
 
 def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int = 0,
-                  log=None, score=None) -> tuple[pd.DataFrame, list[dict], str]:
+                  log=None, score=None, ahead: int = 2) -> tuple[pd.DataFrame, list[dict], str]:
     """Errors of refits on the smaller runs of ``fitted`` at the next one and two levels (module docstring).
 
     Args:
@@ -139,12 +140,15 @@ def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int =
         log: optional callable taking one line of progress.
         score: optional callable ``(refit, test runs) -> array (m,)``, e.g. the log predictive density of
             each predicted run (:func:`bayesmoe.decide.compare.chaining_scores`); kept as column ``score``.
+        ahead: each refit predicts the next 1 to ``ahead`` levels.
 
     Returns:
         (errors, refits, scale column) as in :class:`Validation`.
     """
     if steps < 1:
         raise BayesMoeError(f"--steps must be a positive integer, got {steps}")
+    if ahead < 1:
+        raise BayesMoeError(f"--ahead must be a positive integer, got {ahead}")
     column = scale_column(fitted)
     runs = fitted.runs.reset_index(drop=True)
     level = scale_levels(runs[column].to_numpy(float))
@@ -162,8 +166,8 @@ def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int =
         if log:
             log(f"refit {j - first + 1}/{n_levels - first}: {len(train)} runs up to {column} {max_scale:.3g}"
                 + (f" ({len(warned)} diagnostic warnings)" if warned else ""))
-        for ahead in (1, 2):
-            test = runs[level == j + ahead - 1]
+        for levels_ahead in range(1, ahead + 1):
+            test = runs[level == j + levels_ahead - 1]
             if not len(test):
                 continue
             draws = refit.predictive_log_loss(test, seed=seed, discrepancy=False)
@@ -172,7 +176,8 @@ def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int =
             lo, hi = np.quantile(draws, [lo_q, hi_q], axis=0)
             extra = {} if score is None else {"score": np.asarray(score(refit, test), dtype=float)}
             rows.append(pd.DataFrame({
-                "step": j, "ahead": ahead, "run_id": test["run_id"].to_numpy(), "scale": test[column].to_numpy(float),
+                "step": j, "ahead": levels_ahead, "run_id": test["run_id"].to_numpy(),
+                "scale": test[column].to_numpy(float),
                 "distance": past_fitted(test[column].to_numpy(float), max_scale),
                 "observed": np.exp(observed), "predicted": np.exp(mean), "error": observed - mean,
                 "law_sd": draws.std(axis=0), "inside": (observed >= lo) & (observed <= hi), **extra,
@@ -182,18 +187,19 @@ def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int =
 
 
 def validate(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int = 0, log=None,
-             score=None) -> Validation:
+             score=None, ahead: int = 2) -> Validation:
     """Forward-chain ``fitted``'s runs, learn the discrepancy term and store it in ``fitted`` (in place).
 
     The stored term is measured from the largest scale of ``fitted``'s own runs; save the fit to keep it.
-    ``score`` is passed to :func:`forward_chain` (an extra ``score`` column of the errors).
+    ``score`` and ``ahead`` are passed to :func:`forward_chain` (``score``: an extra column of the errors).
     """
-    errors, refits, column = forward_chain(fitted, steps=steps, prob=prob, seed=seed, log=log, score=score)
+    errors, refits, column = forward_chain(fitted, steps=steps, prob=prob, seed=seed, log=log, score=score,
+                                           ahead=ahead)
     term = None
     if len(errors):
         s0, s1 = learn(errors["error"].to_numpy(), errors["law_sd"].to_numpy(), errors["distance"].to_numpy())
         term = Discrepancy(s0=s0, s1=s1, scale_column=column, reference=float(fitted.runs[column].max()),
-                           n_errors=len(errors))
+                           n_errors=len(errors), max_distance=float(errors["distance"].max()))
         fitted.update_meta(discrepancy=term.as_meta(), validation=_validation_meta(errors, refits, prob))
     return Validation(errors, refits, term, column, prob)
 

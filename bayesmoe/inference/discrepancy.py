@@ -17,6 +17,11 @@ run i with observed log loss y_i, law-only predictive draws of mean m_i and sd v
 
 and the posterior mode of (s0, s1) on their natural scale is kept: 0 where the errors need no term
 (a two-parameter fit from a few dozen errors; the prior keeps it small when they hardly do).
+
+The term is only learned as far as the chaining reached: ``max_distance`` is the largest distance among
+the errors it was learned from. Past it, the term's linear growth is itself an extrapolation, and
+:meth:`Discrepancy.past_reach` flags those runs (``predict`` and ``optimum`` warn;
+``bayesmoe validate --ahead K`` predicts K levels ahead and so learns from longer distances).
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ class Discrepancy:
         scale_column: ``"compute"`` or ``"n_active"``: what the distance is measured in.
         reference: the largest ``scale_column`` value among the fitted runs.
         n_errors: how many forward-chaining errors it was learned from.
+        max_distance: the largest ``ln`` distance among those errors (None in fits validated before it
+            was recorded).
     """
 
     s0: float
@@ -47,6 +54,7 @@ class Discrepancy:
     scale_column: str
     reference: float
     n_errors: int
+    max_distance: float | None = None
 
     def distance(self, frame: pd.DataFrame) -> np.ndarray:
         """``max(0, ln(scale / reference))`` per run of ``frame``, shape (n,)."""
@@ -55,6 +63,18 @@ class Discrepancy:
     def sd(self, frame: pd.DataFrame) -> np.ndarray:
         """Discrepancy sd on log loss per run of ``frame``, shape (n,)."""
         return self.s0 + self.s1 * self.distance(frame)
+
+    def past_reach(self, frame: pd.DataFrame) -> np.ndarray:
+        """True per run of ``frame`` whose distance exceeds the chaining's ``max_distance``, shape (n,)."""
+        if self.max_distance is None:
+            return np.zeros(len(frame), dtype=bool)
+        return self.distance(frame) > self.max_distance + 1e-9
+
+    def reach_warning(self, distance: float, subject: str = "this prediction") -> str:
+        """One line: ``subject``, at ``distance``, lies past the distances the term was learned from."""
+        return (f"the discrepancy term was learned from forward-chaining errors up to {self.max_distance:.2f} "
+                f"(ln {self.scale_column}) past the data; {subject} is at {distance:.2f}, so the band's form-error "
+                "width is itself extrapolated (`bayesmoe validate --ahead K` learns from longer steps)")
 
     def as_meta(self) -> dict:
         return asdict(self)

@@ -256,7 +256,8 @@ class Fit:
         Hierarchical fits use each run's group; unseen or missing groups are predicted as a new group.
         With ``discrepancy`` (default) and a learned :attr:`discrepancy`, the law's own error, growing
         with the run's distance past the fitted runs (:mod:`bayesmoe.inference.discrepancy`), widens the
-        band; ``discrepancy=False`` gives the law-only band.
+        band; ``discrepancy=False`` gives the law-only band. With the term, ``distance`` (``ln`` past the
+        fitted runs) and ``past_term_reach`` (past the distances the term was learned from) are added.
         """
         if not 0 < prob < 1:
             raise BayesMoeError(f"--prob must be between 0 and 1, got {prob}")
@@ -272,6 +273,10 @@ class Fit:
         out = out.rename(columns={"q_lo": _qname(lo), "q_hi": _qname(hi)})
         if "loss" in frame.columns and frame["loss"].notna().all():
             out["observed"] = frame["loss"].to_numpy(float)
+        term = self.discrepancy if discrepancy else None
+        if term is not None:
+            out["distance"] = term.distance(frame)
+            out["past_term_reach"] = term.past_reach(frame)
         return out
 
     def predictive_log_loss(

@@ -43,7 +43,12 @@ def validation_section(view: FitView) -> Section:
         f"<b>sd = {term.s0:.4f} + {term.s1:.4f} &times; ln({esc(term.scale_column)} / {term.reference:.3g}{unit})</b> "
         "past the "
         "largest fitted run (0 inside the runs). Bands of <code>predict</code>, <code>optimum</code> and the "
-        "sections above include it; <code>--no-discrepancy</code> gives the law-only band.</p>"
+        "sections above include it; <code>--no-discrepancy</code> gives the law-only band."
+        + (f" It was learned from errors up to ln distance <b>{term.max_distance:.2f}</b> "
+           f"({np.exp(term.max_distance):.3g}x the refits' largest {esc(term.scale_column)}); past that its growth is "
+           "itself extrapolated, and <code>predict</code> and <code>optimum</code> say so "
+           "(<code>bayesmoe validate --ahead K</code> chains farther)." if term.max_distance is not None else "")
+        + "</p>"
     ]
     if meta and meta.get("ahead"):
         rows = pd.DataFrame([
@@ -57,7 +62,7 @@ def validation_section(view: FitView) -> Section:
     if len(errors):
         parts.append(view.writer.add(
             view.fig("chaining"), chaining_figure(errors, term.s0, term.s1),
-            f"Forward chaining: each refit's error on the runs one and two levels past its data (log loss, "
+            f"Forward chaining: each refit's error on the runs one or more levels past its data (log loss, "
             f"observed minus predicted median) against the distance past them. Grey: the {PROB:.0%} band of the "
             "learned discrepancy term with the median law-only sd; points outside it are errors the law-only "
             "band would not cover."))
