@@ -36,10 +36,10 @@ corpus:
 		(apt-get install -y dict-gcide || sudo apt-get install -y dict-gcide)
 
 # The shipped CPU sweep (datasets/trainer_cpu_sweep.csv): one budget at a time, each centred on a fit of the
-# runs before it (fit budgets 1e11, 3e11, 1e12; held-out profile at 2e12, trained before 1e12); 2 worker
-# processes at 1 thread each. Resumes where it stopped when re-run.
+# runs of the smaller budgets (fit budgets 1e11, 3e11, 1e12; held-out profiles at 2e12, trained before 1e12, and
+# at 1e13, trained last); 2 worker processes at 1 thread each. Resumes where it stopped when re-run.
 sweep: $(STAMP) corpus
-	OMP_NUM_THREADS=1 $(PY) -m trainer sweep --budgets 1e11 3e11 2e12 1e12 --runs-per-budget 100 100 10 10 \
+	OMP_NUM_THREADS=1 $(PY) -m trainer sweep --budgets 1e11 3e11 2e12 1e12 1e13 --runs-per-budget 100 100 10 10 10 \
 		--recentre --extend-at 1e11 3e11 1e12 --repeat-at 3e11 --repeats 3 --workers 2 --threads 1 \
 		--out sweeps/cpu-v2 --group trainer-cpu-v2 --seed 0
 
