@@ -21,6 +21,14 @@ Cases (held-out top of scale):
             (routing pooled by router alone).
     sweep   our CPU sweep, joint law, the top compute budget held out
 
+``--two-step`` scores each case one *and* two steps past the data (issue 20, item 4): the top level
+and the level below it are both held out, the fit and its forward chaining see only the runs below
+them, and the scores are given per step (record ``"<case>, two steps"``, key ``by_step``):
+    epoch   step 1: compute ranks 25-48; step 2: the 24 largest-compute runs
+    gadre   step 1: the 1.4B runs; step 2: the 6.9B runs (fit on 411M and smaller, as the one-step case)
+    clark   step 1: the 370M level (368M-708M dense parameters, 54 runs); step 2: the 28 runs at 1.3B
+    sweep   step 1: the 1e12 budget; step 2: the 2e12 budget (fit on 1e11 and 3e11)
+
 A case with ``candidates`` fits each one, forward-chains it (``validate(..., score=log_score)``: one set of
 refits gives its discrepancy term and its chaining log scores), stacks the candidates on those scores
 (:func:`bayesmoe.decide.compare.chaining_matrix`) and scores the mixture of their predictives
@@ -59,35 +67,64 @@ def _top_budget(frame: pd.DataFrame) -> pd.Series:
     return frame["compute"] >= 0.5 * frame["compute"].max()
 
 
+def _epoch_steps(frame: pd.DataFrame) -> np.ndarray:
+    rank = frame["compute"].rank(ascending=False, method="first").to_numpy()
+    return np.where(rank <= 24, 2, np.where(rank <= 48, 1, 0))
+
+
+def _budget_steps(frame: pd.DataFrame) -> np.ndarray:
+    budgets = np.sort(frame["budget"].unique())
+    return np.where(frame["budget"] == budgets[-1], 2, np.where(frame["budget"] == budgets[-2], 1, 0))
+
+
 CASES = {
     "epoch": dict(runs=str(EPOCH), law="chinchilla", load={"exclude_top_loss": 5},
-                  heldout=lambda f: f["compute"].rank(ascending=False, method="first") <= 24),
+                  heldout=lambda f: f["compute"].rank(ascending=False, method="first") <= 24,
+                  steps_past=_epoch_steps),
     "gadre": dict(runs="dataset:gadre2024_overtraining", law="chinchilla", group="group",
-                  heldout=lambda f: f["n_active"] >= 1e9),
+                  heldout=lambda f: f["n_active"] >= 1e9,
+                  steps_past=lambda f: np.where(f["n_active"] >= 5e9, 2, np.where(f["n_active"] >= 1e9, 1, 0))),
     "clark": dict(runs="dataset:clark2022_routing", law="joint", group="group",
                   heldout=lambda f: f["n_active"] >= 1.2e9,
+                  steps_past=lambda f: np.where(f["n_active"] >= 1.2e9, 2, np.where(f["n_active"] >= 3e8, 1, 0)),
                   candidates=[dict(law="routing", group="group"), dict(law="routing_irreducible", group="group"),
                               dict(law="joint", group="group")]),
-    "sweep": dict(runs="dataset:trainer_cpu_sweep", law="joint", heldout=_top_budget),
+    "sweep": dict(runs="dataset:trainer_cpu_sweep", law="joint", heldout=_top_budget, steps_past=_budget_steps),
 }
 
 
-def run_case(name: str, case: dict, steps: int) -> dict:
+def split(case: dict, frame: pd.DataFrame, two_step: bool) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(fitted runs, held-out runs by label): ``{"top": ...}``, or ``{"1": ..., "2": ...}`` with ``two_step``."""
+    if not two_step:
+        held = np.asarray(case["heldout"](frame), dtype=bool)
+        return frame[~held], {"top": frame[held]}
+    step = np.asarray(case["steps_past"](frame))
+    return frame[step == 0], {"1": frame[step == 1], "2": frame[step == 2]}
+
+
+def _record(name: str, law: str, train: pd.DataFrame, scored: dict[str, dict]) -> dict:
+    """The case's record: the one-step keys as before, or ``by_step`` for a two-step split."""
+    if "top" in scored:
+        top = scored["top"]
+        return {"case": name, "law": law, "n_train": len(train), "n_heldout": top["n_runs"],
+                "heldout_distance": top.get("median_distance"), "law_only": top["law_only"],
+                "with_discrepancy": top.get("with_discrepancy")}
+    return {"case": f"{name}, two steps", "law": law, "n_train": len(train), "by_step": scored}
+
+
+def run_case(name: str, case: dict, steps: int, two_step: bool = False) -> dict:
     frame = load_runs(case["runs"], law=case["law"], **case.get("load", {}))
-    held = case["heldout"](frame).to_numpy()
-    train, heldout = frame[~held], frame[held]
+    train, parts = split(case, frame, two_step)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fitted = bayesmoe.fit(train, law=case["law"], group=case.get("group"), progress_bar=False)
         fit_warnings = sorted({str(w.message) for w in caught if w.category.__name__ == "FitWarning"})
         result = validate(fitted, steps=steps)
-    scores = calibration(fitted, heldout)
     term = result.discrepancy
     return {
-        "case": name, "law": case["law"], "n_train": len(train), "n_heldout": len(heldout),
-        "heldout_distance": scores.get("median_distance"), "law_only": scores["law_only"],
-        "with_discrepancy": scores.get("with_discrepancy"), "discrepancy": None if term is None else term.as_meta(),
+        **_record(name, case["law"], train, {label: calibration(fitted, runs) for label, runs in parts.items()}),
+        "discrepancy": None if term is None else term.as_meta(),
         "chaining": result.summary().reset_index().to_dict(orient="records"), "fit_warnings": fit_warnings,
         "refit_warnings": sum(len(r["warnings"]) for r in result.refits), "seconds": round(time.perf_counter() - start),
     }
@@ -97,7 +134,7 @@ def _mixture_scores(fits: list, weights: np.ndarray, heldout: pd.DataFrame, term
     """Coverage, median |relative error| and R^2 of the mixture on ``heldout``: law-only, with the mixture's
     own discrepancy ``term`` (the default), and with each member's own term (for comparison)."""
     observed = heldout["loss"].to_numpy(float)
-    out = {}
+    out = {"n_runs": len(heldout), "prob": prob, "median_distance": float(np.median(term.distance(heldout)))}
     for name, use in (("law_only", False), ("with_discrepancy", term), ("with_member_discrepancy", True)):
         loss = np.exp(mixture_predictive(fits, weights, heldout, discrepancy=use))
         lo, point, hi = np.quantile(loss, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
@@ -108,14 +145,13 @@ def _mixture_scores(fits: list, weights: np.ndarray, heldout: pd.DataFrame, term
     return out
 
 
-def run_stacked_case(name: str, case: dict, steps: int) -> dict:
+def run_stacked_case(name: str, case: dict, steps: int, two_step: bool = False) -> dict:
     """Fit and forward-chain each candidate, stack them on the chaining log scores, score the mixture."""
     start = time.perf_counter()
     fits, tables, members = [], [], []
     for candidate in case["candidates"]:
         frame = load_runs(case["runs"], law=candidate["law"], **case.get("load", {}))
-        held = case["heldout"](frame).to_numpy()
-        train, heldout = frame[~held], frame[held]
+        train, parts = split(case, frame, two_step)
         begun = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -126,8 +162,10 @@ def run_stacked_case(name: str, case: dict, steps: int) -> dict:
         term = result.discrepancy
         fits.append(fitted)
         tables.append(result.errors)
+        scored = {label: calibration(fitted, runs) for label, runs in parts.items()}
         members.append({
-            **candidate, "elpd_chaining": float(result.errors["score"].sum()), **calibration(fitted, heldout),
+            **candidate, "elpd_chaining": float(result.errors["score"].sum()),
+            **(scored["top"] if "top" in scored else {"by_step": scored}),
             "discrepancy": None if term is None else term.as_meta(),
             "chaining": result.summary().reset_index().to_dict(orient="records"), "fit_warnings": fit_warnings,
             "refit_warnings": sum(len(r["warnings"]) for r in result.refits),
@@ -138,32 +176,46 @@ def run_stacked_case(name: str, case: dict, steps: int) -> dict:
     label = " + ".join(c["law"] + (f" pooled by {c['group']}" if c.get("group") else "") for c in case["candidates"])
     term = mixture_discrepancy(tables, weights, scale_column=result.scale_column,
                                reference=float(train[result.scale_column].max()))
-    mixed = _mixture_scores(fits, weights, heldout, term)
+    mixed = {part: _mixture_scores(fits, weights, runs, term) for part, runs in parts.items()}
     for member, weight in zip(members, weights):
         member["weight"] = float(weight)
+    record = _record(name, "stacked: " + label, train, mixed)
+    if "top" in mixed:
+        record["with_member_discrepancy"] = mixed["top"]["with_member_discrepancy"]
     return {
-        "case": name, "law": "stacked: " + label, "weights_from": "chaining",
-        "weights_description": WEIGHTS_FROM["chaining"],
+        **record, "weights_from": "chaining", "weights_description": WEIGHTS_FROM["chaining"],
         "weights": {c["law"]: float(w) for c, w in zip(case["candidates"], weights)},
-        "n_train": len(train), "n_heldout": len(heldout), "heldout_distance": members[0].get("median_distance"),
-        **mixed, "discrepancy": term.as_meta(),
-        "candidates": members, "seconds": round(time.perf_counter() - start),
+        "discrepancy": term.as_meta(), "candidates": members, "seconds": round(time.perf_counter() - start),
     }
 
 
+def _pair(scores: dict, key: str, fmt: str) -> str:
+    law_only, with_term = scores["law_only"][key], (scores.get("with_discrepancy") or {}).get(key, float("nan"))
+    return f"{law_only:{fmt}} / {with_term:{fmt}}"
+
+
 def table(results: list[dict]) -> str:
+    """Markdown: the one-step table, then (when measured) the two-step table with one row per step."""
     lines = ["| dataset (law) | fitted / held-out runs | held-out distance (ln) | discrepancy s0, s1 | "
              "90% coverage law-only / with | median abs rel error law-only / with | R^2 law-only / with |",
              "|---|---|---|---|---|---|---|"]
+    two_step = ["| dataset (law) | fitted runs | step past the data | held-out runs | distance (ln) | "
+                "90% coverage law-only / with | median abs rel error law-only / with | R^2 law-only / with |",
+                "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lo, wd, d = r["law_only"], r["with_discrepancy"] or {}, r["discrepancy"] or {}
+        d = r["discrepancy"] or {}
+        if "by_step" in r:
+            for step, scores in sorted(r["by_step"].items()):
+                two_step.append(
+                    f"| {r['case']} ({r['law']}) | {r['n_train']} | {step} | {scores['n_runs']} | "
+                    f"{scores.get('median_distance') or 0:.2f} | {_pair(scores, 'coverage', '.0%')} | "
+                    f"{_pair(scores, 'median_abs_rel_error', '.2%')} | {_pair(scores, 'r2', '.3f')} |")
+            continue
         lines.append(
             f"| {r['case']} ({r['law']}) | {r['n_train']} / {r['n_heldout']} | {r['heldout_distance'] or 0:.2f} | "
-            + f"{d.get('s0', 0):.4f}, {d.get('s1', 0):.4f} | "
-            + f"{lo['coverage']:.0%} / {wd.get('coverage', float('nan')):.0%} "
-            f"| {lo['median_abs_rel_error']:.2%} / {wd.get('median_abs_rel_error', float('nan')):.2%} "
-            f"| {lo['r2']:.3f} / {wd.get('r2', float('nan')):.3f} |")
-    return "\n".join(lines)
+            f"{d.get('s0', 0):.4f}, {d.get('s1', 0):.4f} | {_pair(r, 'coverage', '.0%')} | "
+            f"{_pair(r, 'median_abs_rel_error', '.2%')} | {_pair(r, 'r2', '.3f')} |")
+    return "\n".join(lines + ([""] + two_step if len(two_step) > 2 else []))
 
 
 def main() -> None:
@@ -174,6 +226,8 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the table of --out and stop")
     parser.add_argument("--clark-single", action="store_true",
                         help="clark: the routing law pooled by router alone (the case before the stacked mixture)")
+    parser.add_argument("--two-step", action="store_true",
+                        help="hold out the top two levels and score one and two steps past the data (docstring)")
     args = parser.parse_args()
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else []
@@ -187,8 +241,8 @@ def main() -> None:
             if name == "clark" and args.clark_single:
                 case = {k: v for k, v in case.items() if k != "candidates"} | {"law": "routing"}
             runner = run_stacked_case if "candidates" in case else run_case
-            record = runner(name, case, args.steps)
-            results = [r for r in results if r["case"] != name] + [record]
+            record = runner(name, case, args.steps, args.two_step)
+            results = [r for r in results if r["case"] != record["case"]] + [record]
             tmp = out.with_suffix(".tmp")
             tmp.write_text(json.dumps(results, indent=1))
             tmp.replace(out)

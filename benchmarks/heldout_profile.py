@@ -14,6 +14,8 @@ the law's mean loss is evaluated per posterior draw on a grid of 200 sizes spann
 argmin per draw gives the band. A band whose edge touches the grid edge is reported as such.
 
     python benchmarks/heldout_profile.py [--runs dataset:trainer_cpu_sweep] [--law joint] [--out FILE.json]
+    python benchmarks/heldout_profile.py --where "budget <= 2e12" --out benchmarks/heldout_profile_2e12.json
+        # the earlier check: runs above 2e12 dropped first, so 2e12 is the held-out top
 """
 from __future__ import annotations
 
@@ -75,11 +77,14 @@ def main() -> None:
     parser.add_argument("--runs", default="dataset:trainer_cpu_sweep")
     parser.add_argument("--law", default="joint")
     parser.add_argument("--out", default="benchmarks/heldout_profile_results.json")
+    parser.add_argument("--where", metavar="EXPR", help="pandas query of the runs to use at all (before the split)")
     parser.add_argument("--heldout", metavar="EXPR", help="pandas query of the held-out runs (default: see split)")
     parser.add_argument("--method", choices=["nuts", "laplace"], default="nuts", help="laplace: a quick dry run")
     args = parser.parse_args()
     bayesmoe.configure()
     frame = load_runs(args.runs, law=args.law)
+    if args.where:
+        frame = frame[frame.eval(args.where).to_numpy(bool)].reset_index(drop=True)
     if args.heldout:
         held = frame.eval(args.heldout).to_numpy(bool)
         train, heldout = frame[~held].copy(), frame[held].copy()
@@ -94,7 +99,7 @@ def main() -> None:
     fit_warnings = sorted({str(w.message) for w in caught if w.category.__name__ == "FitWarning"})
     scores = validation.calibration(fitted, heldout)
     profiles = [best_size_band(fitted, p) for _, p in heldout.groupby(FAMILY) if len(p) >= 3]
-    result = {"law": args.law, "n_fit": len(train), "n_heldout": len(heldout),
+    result = {"law": args.law, "where": args.where, "n_fit": len(train), "n_heldout": len(heldout),
               "heldout_compute": float(heldout["compute"].median()),
               "largest_fitted_compute": float(train["compute"].max()),
               "scores": scores, "profiles": profiles, "fit_warnings": fit_warnings,
