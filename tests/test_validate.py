@@ -116,6 +116,23 @@ def test_longer_chaining_reaches_farther_and_the_term_records_its_reach(misspeci
         validation.forward_chain(fitted, ahead=0)
 
 
+def test_past_its_reach_the_term_grows_at_the_priors_rate():
+    from bayesmoe.inference.discrepancy import PRIOR_SD
+
+    term = Discrepancy(0.002, 0.01, "compute", 1e20, 40, max_distance=1.0)
+    frame = pd.DataFrame({"compute": 1e20 * np.exp([0.5, 1.0, 3.0])})
+    sd = term.sd_draws(frame, np.random.default_rng(0), 200_000)
+    assert sd[:, 0] == pytest.approx(0.002 + 0.01 * 0.5) and sd[:, 1] == pytest.approx(0.012)  # inside: learned
+    extra = sd[:, 2] - (0.002 + 0.01 * 3.0)
+    assert extra.min() >= 0
+    assert np.sqrt(np.mean(extra**2)) == pytest.approx(PRIOR_SD * 2.0, rel=0.02)  # HalfNormal slope x 2 ln units
+    noise = term.noise(frame, np.random.default_rng(1), (200_000, 3))
+    assert noise[:, 1].std() == pytest.approx(0.012, rel=0.02)
+    assert noise[:, 2].std() == pytest.approx(np.sqrt(np.mean(sd[:, 2] ** 2)), rel=0.02)
+    unbounded = Discrepancy(0.002, 0.01, "compute", 1e20, 40)  # a fit validated before the reach was kept
+    assert unbounded.sd_draws(frame, np.random.default_rng(0), 10)[:, 2] == pytest.approx(0.032)
+
+
 def test_a_term_saved_before_its_reach_was_recorded_still_loads():
     old = {"s0": 0.001, "s1": 0.01, "scale_column": "compute", "reference": 1e20, "n_errors": 30}
     term = Discrepancy.from_meta(old)

@@ -207,7 +207,7 @@ def mixture_predictive(fits: Sequence[Fit], weights: Sequence[float], runs: pd.D
         parts.append(own[rng.integers(0, len(own), count)])
     mixed = np.concatenate(parts)
     if isinstance(discrepancy, Discrepancy):
-        mixed = mixed + discrepancy.sd(runs)[None, :] * rng.standard_normal(mixed.shape)
+        mixed = mixed + discrepancy.noise(runs, rng, mixed.shape)
     return mixed
 
 

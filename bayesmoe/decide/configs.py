@@ -198,7 +198,7 @@ class Evaluator:
         )
         log_loss = log_loss + self.theta["sigma"][:, None] * eps
         if frame is not None and self.discrepancy is not None:
-            log_loss = log_loss + self.discrepancy.sd(frame)[None, :] * rng.standard_normal(log_loss.shape)
+            log_loss = log_loss + self.discrepancy.noise(frame, rng, log_loss.shape)
         return np.exp(log_loss)
 
 

@@ -18,9 +18,15 @@ run i with observed log loss y_i, law-only predictive draws of mean m_i and sd v
 and the posterior mode of (s0, s1) on their natural scale is kept: 0 where the errors need no term
 (a two-parameter fit from a few dozen errors; the prior keeps it small when they hardly do).
 
-The term is only learned as far as the chaining reached: ``max_distance`` is the largest distance among
-the errors it was learned from. Past it, the term's linear growth is itself an extrapolation, and
-:meth:`Discrepancy.past_reach` flags those runs (``predict`` and ``optimum`` warn;
+The term is only learned as far as the chaining reached: ``max_distance`` (d_max) is the largest distance
+among the errors it was learned from. No error says how the law's form error grows past it, so there the
+growth gets a fresh slope that only the prior knows:
+
+    sd(d) = s0 + s1 * d + s2 * max(0, d - d_max),      s2 ~ HalfNormal(PRIOR_SD), one draw per posterior draw
+
+and the predictive integrates over s2 (:meth:`Discrepancy.noise`). Inside the reach this is the learned
+term; past it the band widens by about ``PRIOR_SD`` per unit of ``ln`` distance, on the prior's authority
+rather than the runs'. :meth:`Discrepancy.past_reach` flags those runs (``predict`` and ``optimum`` warn;
 ``bayesmoe validate --ahead K`` predicts K levels ahead and so learns from longer distances).
 """
 from __future__ import annotations
@@ -61,8 +67,22 @@ class Discrepancy:
         return past_fitted(frame[self.scale_column].to_numpy(float), self.reference)
 
     def sd(self, frame: pd.DataFrame) -> np.ndarray:
-        """Discrepancy sd on log loss per run of ``frame``, shape (n,)."""
+        """The learned part of the discrepancy sd on log loss, ``s0 + s1 * d``, per run of ``frame``, shape (n,)."""
         return self.s0 + self.s1 * self.distance(frame)
+
+    def sd_draws(self, frame: pd.DataFrame, rng: np.random.Generator, draws: int) -> np.ndarray:
+        """Discrepancy sd per draw and run, shape (draws, n): the learned part plus, past ``max_distance``,
+        a slope ``s2 ~ HalfNormal(PRIOR_SD)`` drawn once per draw (module docstring)."""
+        distance = self.distance(frame)
+        learned = np.broadcast_to(self.s0 + self.s1 * distance, (draws, len(distance)))
+        if self.max_distance is None:
+            return learned
+        slope = np.abs(rng.normal(0.0, PRIOR_SD, draws))[:, None]
+        return learned + slope * np.maximum(0.0, distance - self.max_distance)[None, :]
+
+    def noise(self, frame: pd.DataFrame, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        """Draws of the law's form error on log loss for the runs of ``frame``, shape ``(S, n)``."""
+        return self.sd_draws(frame, rng, shape[0]) * rng.standard_normal(shape)
 
     def past_reach(self, frame: pd.DataFrame) -> np.ndarray:
         """True per run of ``frame`` whose distance exceeds the chaining's ``max_distance``, shape (n,)."""
@@ -73,8 +93,9 @@ class Discrepancy:
     def reach_warning(self, distance: float, subject: str = "this prediction") -> str:
         """One line: ``subject``, at ``distance``, lies past the distances the term was learned from."""
         return (f"the discrepancy term was learned from forward-chaining errors up to {self.max_distance:.2f} "
-                f"(ln {self.scale_column}) past the data; {subject} is at {distance:.2f}, so the band's form-error "
-                "width is itself extrapolated (`bayesmoe validate --ahead K` learns from longer steps)")
+                f"(ln {self.scale_column}) past the data; {subject} is at {distance:.2f}: past that reach the band "
+                f"widens at the prior's rate (up to about {PRIOR_SD:g} per ln unit), not at a measured one "
+                "(`bayesmoe validate --ahead K` learns from longer steps)")
 
     def as_meta(self) -> dict:
         return asdict(self)

@@ -297,7 +297,7 @@ class Fit:
         term = self.discrepancy if discrepancy else None
         if term is not None:
             rng = np.random.default_rng(seed + 2)
-            log_loss = log_loss + term.sd(frame)[None, :] * rng.standard_normal(log_loss.shape)
+            log_loss = log_loss + term.noise(frame, rng, log_loss.shape)
         return log_loss
 
     @float64
