@@ -2,7 +2,8 @@
 
 Built from what ``bayesmoe validate FIT`` stored in the fit (:mod:`bayesmoe.decide.validate`): the
 forward-chaining summary (refits on the smaller runs predicting the next one and two scale levels), the
-learned discrepancy term ``sd = s0 + s1 * max(0, ln(scale / largest fitted))`` and, when the fit held
+learned discrepancy term ``sd = s0 + s1 * max(0, ln(scale / largest fitted))`` (past the chaining's reach
+a further slope drawn from the prior, :mod:`bayesmoe.inference.discrepancy`) and, when the fit held
 runs out (``fit --holdout-top-compute K``), those runs scored with the law-only band and with the term.
 A fit that was never validated gets one paragraph saying what its bands assume and how to check them.
 """
@@ -45,8 +46,9 @@ def validation_section(view: FitView) -> Section:
         "largest fitted run (0 inside the runs). Bands of <code>predict</code>, <code>optimum</code> and the "
         "sections above include it; <code>--no-discrepancy</code> gives the law-only band."
         + (f" It was learned from errors up to ln distance <b>{term.max_distance:.2f}</b> "
-           f"({np.exp(term.max_distance):.3g}x the refits' largest {esc(term.scale_column)}); past that its growth is "
-           "itself extrapolated, and <code>predict</code> and <code>optimum</code> say so "
+           f"({np.exp(term.max_distance):.3g}x the refits' largest {esc(term.scale_column)}). Past that reach no "
+           "error measured its growth: the sd grows by a further slope drawn from the prior, HalfNormal(0.02) per "
+           "ln unit, and <code>predict</code> and <code>optimum</code> say so "
            "(<code>bayesmoe validate --ahead K</code> chains farther)." if term.max_distance is not None else "")
         + "</p>"
     ]
