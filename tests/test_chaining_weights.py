@@ -155,3 +155,4 @@ def test_mixture_discrepancy_of_identical_members_is_the_members():
     term = mixture_discrepancy([table, table], [0.3, 0.7], scale_column="n_active", reference=1e9)
     assert (term.s0, term.s1) == pytest.approx(learn(table["error"], table["law_sd"], distance), abs=1e-9)
     assert term.s1 > 0.01 and term.reference == 1e9 and term.scale_column == "n_active"
+    assert term.max_distance == pytest.approx(distance.max())

@@ -221,7 +221,8 @@ def mixture_discrepancy(tables: Sequence[pd.DataFrame], weights: Sequence[float]
     :func:`chaining_matrix`); (s0, s1) are then learned as for one law
     (:func:`bayesmoe.inference.discrepancy.learn`). The weights were stacked on the same predictions, so the
     mixture's errors there are slightly optimistic. ``scale_column`` (``n_active`` or ``compute``, as the
-    members were chained) and ``reference`` (its largest value among the fitted runs) place the term.
+    members were chained) and ``reference`` (its largest value among the fitted runs) place the term;
+    its reach (``max_distance``) is the largest chained distance.
     """
     chaining_matrix(tables)  # checks that the predictions line up (scores unused)
     w = np.asarray(weights, dtype=float)[:, None] / float(np.sum(weights))
@@ -231,7 +232,8 @@ def mixture_discrepancy(tables: Sequence[pd.DataFrame], weights: Sequence[float]
     law_sd = np.sqrt(np.sum(w * (sds**2 + (errors - error) ** 2), axis=0))
     distance = tables[0]["distance"].to_numpy(float)
     s0, s1 = learn(error, law_sd, distance)
-    return Discrepancy(s0=s0, s1=s1, scale_column=scale_column, reference=float(reference), n_errors=len(error))
+    return Discrepancy(s0=s0, s1=s1, scale_column=scale_column, reference=float(reference), n_errors=len(error),
+                       max_distance=float(distance.max()))
 
 
 def log_score(fit: Fit, runs: pd.DataFrame) -> np.ndarray:
