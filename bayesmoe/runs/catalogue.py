@@ -30,12 +30,12 @@ DATASETS: dict[str, DatasetInfo] = {
     for info in (
         DatasetInfo(
             "trainer_cpu_sweep",
-            "70 small MoE and dense runs from bayesmoe's own trainer on CPU (cpu-v2): isoFLOP profiles at 1e11, "
-            "3e11 and 1e12 real FLOPs and a held-out profile at 2e12, E 1-32, granularity 1-4, "
+            "80 small MoE and dense runs from bayesmoe's own trainer on CPU (cpu-v2): isoFLOP profiles at 1e11, "
+            "3e11 and 1e12 real FLOPs and held-out profiles at 2e12 and 1e13, E 1-32, granularity 1-4, "
             "one shared-expert family",
             "bayesmoe `python -m trainer sweep` (make sweep); provenance in trainer_cpu_sweep.md",
             "Apache-2.0 (made by this project)",
-            70,
+            80,
             "group = trainer-cpu-v2 (one sweep)",
             "granularity, joint, chinchilla, five_factor, holistic",
         ),
