@@ -10,8 +10,9 @@ family: n_experts, top_k, granularity, shared_ratio), whether the observed best 
 
 The optimal size on a profile is found along the profile's own iso-compute curve: tokens and embedding
 counts are interpolated log-linearly in ``n_active`` between the profile's runs (real FLOPs, as trained),
-the law's mean loss is evaluated per posterior draw on a grid of 200 sizes spanning the profile, and the
-argmin per draw gives the band. A band whose edge touches the grid edge is reported as such.
+the law's mean loss is evaluated per posterior draw on a grid of 200 sizes spanning the profile plus the
+profile's own run sizes (so an observed best size is a grid point, not half a step off one), and the argmin
+per draw gives the band. A band whose edge touches the grid edge is reported as such.
 
     python benchmarks/heldout_profile.py [--runs dataset:trainer_cpu_sweep] [--law joint] [--out FILE.json]
     python benchmarks/heldout_profile.py --where "budget <= 2e12" --out benchmarks/heldout_profile_2e12.json
@@ -48,7 +49,7 @@ def profile_grid(profile: pd.DataFrame, points: int = 200) -> pd.DataFrame:
     """Runs-table rows along one isoFLOP profile: log-linear interpolation in n_active between its runs."""
     profile = profile.sort_values("n_active")
     log_n = np.log(profile["n_active"].to_numpy(float))
-    grid = np.linspace(log_n.min(), log_n.max(), points)
+    grid = np.union1d(np.linspace(log_n.min(), log_n.max(), points), log_n)  # the runs' own sizes are grid points
     rows = {"n_active": np.exp(grid)}
     for column in ("tokens", "n_embedding", "n_total", "compute"):
         if column in profile.columns:
@@ -56,7 +57,7 @@ def profile_grid(profile: pd.DataFrame, points: int = 200) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     for column in FAMILY + (["group"] if "group" in profile.columns else []):
         out[column] = profile[column].iloc[0]
-    out["run_id"] = [f"grid{i}" for i in range(points)]
+    out["run_id"] = [f"grid{i}" for i in range(len(out))]
     return out
 
 
