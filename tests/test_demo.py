@@ -26,8 +26,12 @@ def test_fits_use_the_default_draws_and_gadre_is_pooled_by_corpus(steps):
     default_draws = inspect.signature(fit).parameters["draws"].default
     fits = [argv for _, argv in steps if argv[0] == "fit"]
     assert len(fits) == 4
+    default_warmup = inspect.signature(fit).parameters["warmup"].default
     for argv in fits:
         assert argv[argv.index("--draws") + 1] == str(default_draws), argv
+        assert int(argv[argv.index("--warmup") + 1]) >= default_warmup, argv
+    ours = next(a for a in fits if "granularity" in a and "dataset:trainer_cpu_sweep" in a)
+    assert ours[ours.index("--warmup") + 1] == str(demo.GRANULARITY_WARMUP)
     gadre = next(a for a in fits if "dataset:gadre2024_overtraining" in a)
     assert gadre[gadre.index("--group") + 1] == "group"
     decisions = next(a for _, a in steps if a[0] == "optimum" and any("gadre2024" in w for w in a))
