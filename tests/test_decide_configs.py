@@ -242,6 +242,17 @@ def test_heldout_check_reports_the_nearest_held_out_distance():
     check = entry["heldout_check"]
     assert check["distance"] == pytest.approx(distances[1]) and check["abs_error"] == pytest.approx(0.02)
     assert check["run_id"] == fit.heldout["run_id"].iloc[1]
+    assert check["n_runs"] == 1 and check["median_abs_error"] == pytest.approx(0.02)
+
+
+def test_heldout_check_summarises_the_whole_level():
+    from bayesmoe.decide.decisions import _heldout_check
+
+    level = [(5.0, 0.01, "a"), (5.02, 0.03, "b"), (4.98, 0.2, "c"), (1.5, 0.5, "far")]
+    check = _heldout_check(level, 4.0)
+    assert check["run_id"] == "c" and check["abs_error"] == 0.2   # the nearest run, as before
+    assert check["n_runs"] == 3 and check["median_abs_error"] == pytest.approx(0.03)
+    assert check["max_abs_error"] == 0.2 and check["max_run_id"] == "c"
 
 
 def test_discrepancy_widens_the_loss_band_of_a_far_budget():

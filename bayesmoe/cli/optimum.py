@@ -294,7 +294,8 @@ def _print_text(out: dict) -> None:
             print("  each draw's own best, 90% of draws: " + "; ".join(f"{k} {_range(b[k])}" for k in shown))
         if rec and "heldout_check" in rec:
             h = rec["heldout_check"]
-            print(f"  held-out check: run {h['run_id']} at {h['distance']:.3g}x, error {h['abs_error']:.3g} nats")
+            print(f"  held-out check: {h['n_runs']} held-out run(s) at {h['distance']:.3g}x: median error "
+                  f"{h['median_abs_error']:.3g} nats, largest {h['max_abs_error']:.3g} ({h['max_run_id']})")
         note = _continuous_mismatch(budget["optimal"], rec)
         if note:   # its sizes describe another architecture: printing them would invite acting on them
             print(f"  continuous optimum not shown: {note} (it stays in --json under 'optimal')")

@@ -5,7 +5,8 @@
 - ``config`` / ``dense_config`` / ``moe_config`` / ``moe_vs_dense``: see :mod:`bayesmoe.decide.configs`;
 - ``extrapolation``: budget / largest fitted compute (None for a published set: its fitted range is the paper's);
   ``heldout_check``: for a fit with held-out runs, the observed error of the held-out run nearest in that
-  distance; ``warnings``: one sentence per budget past :data:`EXTRAPOLATION_WARN` times the fitted compute;
+  distance, and the median and largest error of all held-out runs at about that distance; ``warnings``: one
+  sentence per budget past :data:`EXTRAPOLATION_WARN` times the fitted compute;
 
 and returns the ``conventions`` it used once (family, N counts, FLOP model, expansion rate, vocabulary,
 which parameters the bands describe, whether the loss bands include the model-discrepancy term, and where
@@ -228,6 +229,21 @@ def heldout_points(posterior) -> list[tuple[float, float, str]]:
     return list(zip(distance.tolist(), error.tolist(), heldout["run_id"].astype(str).tolist()))
 
 
+#: held-out runs within this ln distance of the nearest one are scored together (one isoFLOP level).
+HELDOUT_LEVEL_LN = 0.1
+
+
+def _heldout_check(heldout: list[tuple[float, float, str]], factor: float) -> dict:
+    """The held-out run nearest ``factor`` (``run_id``, ``distance``, ``abs_error``) and, over every held-out run
+    at about that distance (one level), ``n_runs``, ``median_abs_error`` and the worst run."""
+    d, err, run = min(heldout, key=lambda h: abs(np.log(h[0]) - np.log(factor)))
+    level = [h for h in heldout if abs(np.log(h[0]) - np.log(d)) <= HELDOUT_LEVEL_LN]
+    worst = max(level, key=lambda h: h[1])
+    return {"run_id": run, "distance": d, "abs_error": err, "n_runs": len(level),
+            "median_abs_error": float(np.median([h[1] for h in level])), "max_abs_error": worst[1],
+            "max_run_id": worst[2]}
+
+
 def decide(
     posterior,
     budgets: Sequence[float],
@@ -319,7 +335,6 @@ def decide(
         entry["warnings"] += _beyond_runs(entry.get("config"), runs)
         entry["warnings"] += _past_term_reach(term, float(compute), entry.get("config"))
         if heldout and factor is not None:
-            d, err, run = min(heldout, key=lambda h: abs(np.log(h[0]) - np.log(factor)))
-            entry["heldout_check"] = {"run_id": run, "distance": d, "abs_error": err}
+            entry["heldout_check"] = _heldout_check(heldout, factor)
         out.append(entry)
     return conv, out
