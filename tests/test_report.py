@@ -271,3 +271,7 @@ def test_decisions_for_a_family_the_published_architecture_does_not_fit(tmp_path
     assert "Trainable configurations" in section.body and not (tmp_path / "decisions.png").exists()
     budget, facts = view.facts["recommendation"]
     assert budget == 2e13 and "n_active" in facts and "K" in facts["n_active"]   # thousands, not units
+    # the search stays within the expert counts the runs trained (32 at most), and says so
+    assert "search bounded by the fitted runs: experts max 32" in section.body
+    assert "extrapolation in expert count" not in section.body
+    assert "experts E 64" not in str(facts) and all(f"{e} experts" not in section.body for e in (64, 128))

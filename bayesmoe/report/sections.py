@@ -391,7 +391,7 @@ def decisions_section(view: FitView) -> Section:
     )
     posterior = view.thinned()
     expansion = common_expansion(runs) if fit.law.name == "granularity" else None
-    options = {"expansion": expansion} if expansion else {}
+    options = ({"expansion": expansion} if expansion else {}) | search_bounds(runs, fit.law.name)
     try:
         curve = optimum(posterior, wide, **options)
         at = optimum(posterior, table_budgets, **options)
@@ -456,13 +456,24 @@ def decisions_section(view: FitView) -> Section:
     return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
 
 
+def search_bounds(runs: pd.DataFrame, law: str) -> dict[str, float]:
+    """The optimum searches' upper bounds in a report: the fitted runs' largest expert count (joint law) and
+    granularity (granularity law), so a report recommends no expert count or granularity nobody trained."""
+    column, option = {"joint": ("n_experts", "experts_max"), "granularity": ("granularity", "granularity_max")}.get(
+        law, (None, None))
+    if column is None or column not in runs.columns or not runs[column].notna().any():
+        return {}
+    return {option: float(runs[column].max())}
+
+
 def _trainable_table(posterior, budgets: np.ndarray) -> tuple[str, list[dict]]:
     """(HTML, decisions): the trainable configuration per budget (:func:`bayesmoe.decide.decisions.decide`,
     one dict per budget), its conventions, extrapolation factor and warnings; a note (and no decisions) when
     the law has none."""
     expansion = common_expansion(posterior.runs) if posterior.law.name == "granularity" else None
+    bounds = search_bounds(posterior.runs, posterior.law.name)
     try:
-        conv, rows = decide(posterior, budgets, expansion=expansion, epsilon=NEAR_OPTIMAL)
+        conv, rows = decide(posterior, budgets, expansion=expansion, epsilon=NEAR_OPTIMAL, options=bounds)
     except BayesMoeError as exc:
         return f'<p class="note">No trainable configurations: {esc(exc)}.</p>', []
     out, warned = [], []
@@ -489,6 +500,8 @@ def _trainable_table(posterior, budgets: np.ndarray) -> tuple[str, list[dict]]:
             "--expansion", "the most common rate of the fitted MoE runs:", 1)
     notes = conv["notes"] + ([f"expansion rate {conv['expansion_rate']['value']:g}: {conv['expansion_rate']['source']}"]
                              if "expansion_rate" in conv else [])
+    notes += [f"search bounded by the fitted runs: {name.replace('_', ' ')} {value:g}"
+              for name, value in bounds.items()]
     lo, hi = fam["aspect_ratio"]
     return ("<h3>Trainable configurations</h3><p>What to train: the integer configuration with the least expected "
             f"loss in the family '{esc(fam['name'])}' (d_model / n_layers {lo:g}-{hi:g}, head dimension "
