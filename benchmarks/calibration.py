@@ -19,6 +19,8 @@ Cases (held-out top of scale):
             their mixture stacked on those forward-chaining log scores (issue 20, item 3), so the choice
             among the laws is made from the fitted runs alone. ``--clark-single`` gives the old case
             (routing pooled by router alone).
+    clark_like  as clark, fitted only on runs in the held-out runs' configuration (``routing_frequency`` 0.5,
+            top-1; 143 of the 195): the demo's selection
     sweep   our CPU sweep, joint law, the top compute budget held out
 
 ``--two-step`` scores each case one *and* two steps past the data (issue 20, item 4): the top level
@@ -91,6 +93,9 @@ CASES = {
                               dict(law="joint", group="group")]),
     "sweep": dict(runs="dataset:trainer_cpu_sweep", law="joint", heldout=_top_budget, steps_past=_budget_steps),
 }
+#: Clark's split restricted to the held-out runs' configuration (every other block routed, top-1), as
+#: ``bayesmoe demo`` fits Clark's runs: the laws have no term for the routing-frequency and top-k variants.
+CASES["clark_like"] = CASES["clark"] | {"load": {"where": "routing_frequency == 0.5 and top_k == 1"}}
 
 
 def split(case: dict, frame: pd.DataFrame, two_step: bool) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
