@@ -211,10 +211,12 @@ def _past_term_reach(term, compute: float, config: dict | None) -> list[str]:
     """A warning when the budget (or the recommended n_active, for terms measured in n_active) lies past the
     distances the discrepancy term was learned from."""
     point = {"compute": compute, **({"n_active": float(config["n_active"])} if config else {})}
-    if term is None or term.max_distance is None or term.scale_column not in point:
+    if term is None or term.scale_column not in point:
         return []
-    distance = float(term.distance(pd.DataFrame([point]))[0])
-    return [term.reach_warning(distance, subject="this budget")] if distance > term.max_distance + 1e-9 else []
+    frame = pd.DataFrame([point])
+    if not term.past_reach(frame)[0]:
+        return []
+    return [term.reach_warning(float(term.distance(frame)[0]), subject="this budget")]
 
 
 def heldout_points(posterior) -> list[tuple[float, float, str]]:
