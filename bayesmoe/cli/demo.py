@@ -26,7 +26,7 @@ import shlex
 import time
 from pathlib import Path
 
-from ..decide.decisions import common_expansion
+from ..decide.decisions import common_expansion, search_bounds
 from ..decide.family import runs_expansions
 from ..errors import BayesMoeError
 from ..runs import load_runs
@@ -63,9 +63,13 @@ def own_decisions() -> tuple[list[str], list[str], list[str]]:
     budgets = [f"{m * float(runs['compute'].max()):.2g}".replace("e+", "e") for m in OWN_MULTIPLES]
     rates = runs_expansions(runs)
     expansion = ["--expansion", f"{common_expansion(runs):g}"] if rates.size > 1 else []
-    granularity = expansion + ["--granularity-max", f"{runs['granularity'].max():g}"]
-    joint = ["--experts-max", f"{runs['n_experts'].max():g}"]
-    return budgets, granularity, joint
+    granularity = expansion + _bound_words(search_bounds(runs, "granularity"))
+    return budgets, granularity, _bound_words(search_bounds(runs, "joint"))
+
+
+def _bound_words(bounds: dict[str, float]) -> list[str]:
+    """``{"experts_max": 32}`` -> ``["--experts-max", "32"]``."""
+    return [word for name, value in bounds.items() for word in (f"--{name.replace('_', '-')}", f"{value:g}")]
 
 
 def top_budget_runs() -> int:

@@ -207,6 +207,17 @@ def _beyond_runs(config: dict | None, runs: pd.DataFrame | None) -> list[str]:
     return out
 
 
+def search_bounds(runs: pd.DataFrame, law: str) -> dict[str, float]:
+    """Upper bounds for the optimum searches (``optimum`` options): the fitted runs' largest expert count (joint
+    law) or granularity (granularity law), so a recommendation uses no expert count or granularity nobody trained
+    (the report and the demo search within them)."""
+    column, option = {"joint": ("n_experts", "experts_max"), "granularity": ("granularity", "granularity_max")}.get(
+        law, (None, None))
+    if column is None or column not in runs.columns or not runs[column].notna().any():
+        return {}
+    return {option: float(runs[column].max())}
+
+
 def _past_term_reach(term, compute: float, config: dict | None) -> list[str]:
     """A warning when the budget (or the recommended n_active, for terms measured in n_active) lies past the
     distances the discrepancy term was learned from."""

@@ -130,7 +130,7 @@ def _refit(fitted: Fit, train: pd.DataFrame, seed: int) -> tuple[Fit, list[str]]
 
 def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int = 0,
                   log=None, score=None, ahead: int = 2) -> tuple[pd.DataFrame, list[dict], str]:
-    """Errors of refits on the smaller runs of ``fitted`` at the next one and two levels (module docstring).
+    """Errors of refits on the smaller runs of ``fitted`` at the next ``ahead`` levels (module docstring).
 
     Args:
         fitted: the fit whose runs, law and priors are validated.

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from ..decide.compare import compare
-from ..decide.decisions import EXTRAPOLATION_WARN, common_expansion, continuous_mismatch, decide
+from ..decide.decisions import EXTRAPOLATION_WARN, common_expansion, continuous_mismatch, decide, search_bounds
 from ..decide.design import DesignResult
 from ..decide.experts_by_size import experts_by_size
 from ..decide.optimum import optimum
@@ -454,16 +454,6 @@ def decisions_section(view: FitView) -> Section:
         + fig
     )
     return Section(view.sid("decisions"), f"6. Decisions{_tag(view)}", body)
-
-
-def search_bounds(runs: pd.DataFrame, law: str) -> dict[str, float]:
-    """The optimum searches' upper bounds in a report: the fitted runs' largest expert count (joint law) and
-    granularity (granularity law), so a report recommends no expert count or granularity nobody trained."""
-    column, option = {"joint": ("n_experts", "experts_max"), "granularity": ("granularity", "granularity_max")}.get(
-        law, (None, None))
-    if column is None or column not in runs.columns or not runs[column].notna().any():
-        return {}
-    return {option: float(runs[column].max())}
 
 
 def _trainable_table(posterior, budgets: np.ndarray) -> tuple[str, list[dict]]:
