@@ -16,6 +16,7 @@ from bayesmoe.decide.design.psis import psis
 from bayesmoe.decide.optimum import optimum
 from bayesmoe.errors import BayesMoeError
 from bayesmoe.inference import arviz_io, laplace_fit
+from bayesmoe.inference.discrepancy import Discrepancy
 from bayesmoe.laws import get_law
 from bayesmoe.report.next_runs import next_runs_section
 
@@ -129,6 +130,50 @@ def test_expected_reduction_is_realised_on_refit(initial, fit0, pool):
     ratio = np.mean(realised) / top["expected_reduction"]
     assert top["expected_reduction"] > 0.05 * result.current["sd_log"]
     assert 0.5 <= ratio <= 2.0, (ratio, realised, top["expected_reduction"])
+
+
+def test_loss_target_carries_the_form_error_and_runs_past_the_edge_shrink_it(initial, pool, tmp_path, capsys):
+    """Issue 20: with a learned discrepancy term, a loss target includes the law's form error at its distance past
+    the data (sd 0.01 + 0.02 d on log loss here), and a candidate past the data's edge (1e19 FLOPs) moves the edge:
+    its expected sd is the posterior part combined with the smaller form error at the new distance."""
+    fit = laplace_fit(initial, "chinchilla", draws=DRAWS, seed=0, prior="chinchilla:hoffmann2022")
+    law_only = design(fit, pool, target="loss", at_compute=1e22, outcomes=32)
+    assert not law_only.settings["discrepancy"]["used"] and "validate" in law_only.settings["discrepancy"]["note"]
+    edge = float(initial["compute"].max())
+    term = Discrepancy(s0=0.01, s1=0.02, scale_column="compute", reference=edge, n_errors=30, max_distance=10.0)
+    fit.update_meta(discrepancy=term.as_meta())
+    result = design(fit, pool, target="loss", at_compute=1e22, outcomes=32)
+
+    distance_now = np.log(1e22 / edge)
+    assert result.settings["discrepancy"]["used"]
+    assert result.settings["discrepancy"]["target_distance"] == pytest.approx(distance_now)
+    assert result.current["sd_log"] == pytest.approx(
+        np.hypot(law_only.current["sd_log"], 0.01 + 0.02 * distance_now), rel=0.05)
+    both = result.table.merge(law_only.table, on="run_id", suffixes=("", "_law_only"))
+    distance_after = np.log(1e22 / np.maximum(edge, both["compute"].to_numpy()))
+    np.testing.assert_allclose(both["target_distance"], distance_after, rtol=1e-9)
+    np.testing.assert_allclose(both["expected_sd_log"],
+                               np.hypot(both["expected_sd_log_law_only"], 0.01 + 0.02 * distance_after), rtol=0.1)
+    gain = (both["expected_reduction"] - both["expected_reduction_law_only"]).groupby(both["compute"]).median()
+    assert gain.loc[1e19] == pytest.approx(0.0, abs=0.005) and gain.loc[1e20] > gain.loc[3e19] > 0.01
+
+    off = design(fit, pool, target="loss", at_compute=1e22, outcomes=32, discrepancy=False)
+    assert off.current == pytest.approx(law_only.current)
+    assert "--no-discrepancy" in off.settings["discrepancy"]["note"]
+    sizes = design(fit, pool, target="n_active", at_compute=1e22, outcomes=16)
+    pd.testing.assert_frame_equal(sizes.table, design(fit, pool, target="n_active", at_compute=1e22, outcomes=16,
+                                                       discrepancy=False).table)
+    assert "not a loss" in sizes.settings["discrepancy"]["note"]
+
+    fit_path, cands = fit.save(tmp_path / "fit.nc"), tmp_path / "cands.csv"
+    pool.to_csv(cands, index=False)
+    args = ["design", str(fit_path), "--candidates", str(cands), "--target", "loss", "--at-compute", "1e22",
+            "--outcomes", "16"]
+    assert main(args) == 0
+    assert "form error at ln 6.91" in capsys.readouterr().out
+    assert main(args + ["--no-discrepancy", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["settings"]["discrepancy"]["used"] is False and "target_distance" not in out["candidates"][0]
 
 
 def test_propose_and_report(fit0):

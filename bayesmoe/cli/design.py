@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group", help="for hierarchical fits: the group whose optimum is the target")
     parser.add_argument("--outcomes", type=int, default=64, help="simulated outcomes per candidate (default 64)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-discrepancy", action="store_true",
+                        help="a loss target without the law's form error learned by `bayesmoe validate` (law-only)")
     parser.add_argument(
         "--out", metavar="DESIGN", help="write the selected runs (a runs table without loss) to this CSV"
     )
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     fit = load_fit(args.fit)
     result = design(fit, args.candidates, target=args.target, at_compute=args.at_compute, at_config=args.at_config,
                     select=args.select, spend=args.spend, propose=args.propose, max_compute=args.max_compute,
-                    objective=args.objective, group=args.group, outcomes=args.outcomes, seed=args.seed)
+                    objective=args.objective, group=args.group, outcomes=args.outcomes, seed=args.seed,
+                    discrepancy=not args.no_discrepancy)
     if args.out:
         result.selected_runs().to_csv(args.out, index=False)
     unreliable = result.table.loc[~result.table["reliable"], "run_id"].tolist()
@@ -61,8 +64,15 @@ def run(args: argparse.Namespace) -> int:
     cur = result.current
     print(f"law {result.law}: target {result.target} at {result.at_compute:.3g} FLOPs: q50 {cur['q50']:.4g} "
           f"[{cur['q05']:.4g}, {cur['q95']:.4g}], sd(log) {cur['sd_log']:.4f}")
+    form = result.settings["discrepancy"]
+    if form["used"]:
+        print(f"the target includes the law's form error at ln {form['target_distance']:.2f} past the data "
+              "(`bayesmoe validate`); a run past the data's edge shrinks it (target_distance); "
+              "--no-discrepancy leaves it out")
+    elif args.target == "loss":
+        print(f"law-only target: {form['note']}")
     columns = ["rank", "run_id", "compute", "expected_sd_log", "expected_reduction", "reduction_per_flop",
-               "expected_band_width", "pareto_k"]
+               "expected_band_width", "pareto_k"] + (["target_distance"] if form["used"] else [])
     print(result.table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"selected: {', '.join(result.selected) if result.selected else '(none)'}")
     if args.out:

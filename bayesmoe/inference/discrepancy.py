@@ -74,11 +74,21 @@ class Discrepancy:
         """Discrepancy sd per draw and run, shape (draws, n): the learned part plus, past ``max_distance``,
         a slope ``s2 ~ HalfNormal(PRIOR_SD)`` drawn once per draw (module docstring)."""
         distance = self.distance(frame)
-        learned = np.broadcast_to(self.s0 + self.s1 * distance, (draws, len(distance)))
+        return self.sd_at(distance[None, :], self.prior_slopes(rng, draws)[:, None])
+
+    def prior_slopes(self, rng: np.random.Generator, draws: int) -> np.ndarray:
+        """Draws of the slope ``s2 ~ HalfNormal(PRIOR_SD)`` past the reach, shape (draws,); zeros when the
+        reach is unknown (``max_distance`` None: the learned term alone)."""
         if self.max_distance is None:
-            return learned
-        slope = np.abs(rng.normal(0.0, PRIOR_SD, draws))[:, None]
-        return learned + slope * np.maximum(0.0, distance - self.max_distance)[None, :]
+            return np.zeros(draws)
+        return np.abs(rng.normal(0.0, PRIOR_SD, draws))
+
+    def sd_at(self, distance: np.ndarray, slope: np.ndarray | float = 0.0) -> np.ndarray:
+        """Discrepancy sd on log loss at ``ln`` distances ``distance`` past the data, with past-reach slope
+        ``slope`` (:meth:`prior_slopes`); the arrays broadcast against each other."""
+        distance = np.asarray(distance, dtype=float)
+        reach = np.inf if self.max_distance is None else self.max_distance
+        return self.s0 + self.s1 * distance + np.asarray(slope) * np.maximum(0.0, distance - reach)
 
     def noise(self, frame: pd.DataFrame, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         """Draws of the law's form error on log loss for the runs of ``frame``, shape ``(S, n)``."""
@@ -105,9 +115,10 @@ class Discrepancy:
         return None if not meta else cls(**meta)
 
 
-def past_fitted(scale: np.ndarray, reference: float) -> np.ndarray:
-    """``max(0, ln(scale / reference))``: how far past the fitted runs each scale lies (0 inside)."""
-    return np.maximum(0.0, np.log(np.asarray(scale, dtype=float) / float(reference)))
+def past_fitted(scale: np.ndarray, reference: float | np.ndarray) -> np.ndarray:
+    """``max(0, ln(scale / reference))``: how far past the fitted runs each scale lies (0 inside); the
+    arrays broadcast against each other."""
+    return np.maximum(0.0, np.log(np.asarray(scale, dtype=float) / np.asarray(reference, dtype=float)))
 
 
 def learn(errors: np.ndarray, law_sd: np.ndarray, distance: np.ndarray) -> tuple[float, float]:

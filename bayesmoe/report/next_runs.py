@@ -41,6 +41,11 @@ def next_runs_section(result: DesignResult) -> tuple[str, str, dict[str, Figure]
             f"90% band [{cur['q05']:.4g}, {cur['q95']:.4g}] (width {cur['band_width']:.4g}), sd of its log "
             f"{cur['sd_log']:.4f}. Expected values average {result.settings.get('outcomes', '')} simulated outcomes "
             "per run (Pareto-smoothed importance reweighting; k &gt; 0.7 marks an optimistic estimate).</p>")
+    form = result.settings.get("discrepancy") or {}
+    if form.get("used"):
+        head += (f"<p>The band includes the law's form error at ln {form['target_distance']:.2f} past the data (the "
+                 "discrepancy term of <code>bayesmoe validate</code>); a run past the data's edge moves the edge and "
+                 "shrinks it, so runs nearer the target gain more than the law-only posterior says.</p>")
     columns = [("rank", "rank", "{:d}"), ("run_id", "run", "{}"), ("compute", "FLOPs", "{:.3g}"),
                ("expected_sd_log", "expected sd(log)", "{:.4f}"), ("expected_reduction", "reduction", "{:.4f}"),
                ("reduction_per_flop", "per FLOP", "{:.3g}"), ("expected_band_width", "expected band", "{:.4g}"),

@@ -11,9 +11,11 @@
 For each candidate run, outcomes are simulated from the posterior predictive, the posterior is updated
 without refitting (Pareto-smoothed importance reweighting of the existing draws, :mod:`.psis`), and the
 expected posterior sd of log(target) and the expected 90% band width of the target are averaged over the
-simulated outcomes (:mod:`.value`). Candidates whose reweighting is unreliable (90th percentile of the
-Pareto k over simulated outcomes above 0.7) are marked ``reliable = False``: their expected reduction
-is an optimistic guess (few draws carry the weight) and a refit is needed to know it.
+simulated outcomes (:mod:`.value`). A loss target of a fit with a learned model-discrepancy term also carries
+the law's form error at its distance past the data, which a run past the data's edge shrinks by moving the
+edge (:mod:`.form_error`; ``discrepancy=False`` leaves it out). Candidates whose reweighting is unreliable
+(90th percentile of the Pareto k over simulated outcomes above 0.7) are marked ``reliable = False``: their
+expected reduction is an optimistic guess (few draws carry the weight) and a refit is needed to know it.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from ...runs import validate_runs
 from ..optimum import optimum
 from . import value
 from .candidates import load_candidates
+from .form_error import FormError, form_error
 from .propose import propose as propose_candidates
 from .psis import K_THRESHOLD
 
@@ -54,7 +57,10 @@ class DesignResult:
         table: one row per candidate, best first: ``run_id``, ``compute``, ``expected_sd_log``,
             ``expected_reduction`` (current sd_log - expected sd_log), ``reduction_per_flop``,
             ``expected_band_width``, ``band_reduction``, ``pareto_k`` (90th percentile over simulated
-            outcomes), ``pareto_k_high_share`` (share of outcomes with k > 0.7), ``reliable``, ``rank``.
+            outcomes), ``pareto_k_high_share`` (share of outcomes with k > 0.7), ``reliable``, ``rank``;
+            with the law's form error in a loss target (``settings["discrepancy"]["used"]``) also
+            ``target_distance`` (median ``ln`` distance of the target past the data once that run is trained).
+        current: with the form error, it is included (and ``settings["discrepancy"]`` gives the distance).
         selected: run_ids picked greedily, in order.
         path: the greedy path: per step (0 = nothing added) ``run_id``, ``compute``, ``cumulative_compute``,
             ``expected_sd_log``, ``expected_band_width``, ``pareto_k`` (90th percentile).
@@ -91,7 +97,7 @@ class DesignResult:
             "band_reduction",
             "pareto_k_high_share",
             "reliable",
-        ]
+        ] + (["target_distance"] if "target_distance" in self.table else [])
         out = {
             "law": self.law,
             "target": self.target,
@@ -109,8 +115,9 @@ class DesignResult:
 
 def _target_draws(
     fit, target, at_compute, at_config, objective, group, options
-) -> tuple[np.ndarray, float, dict | None]:
-    """Log-scale target draws (S,), the budget, and the configuration row (for a loss target)."""
+) -> tuple[np.ndarray, float, dict | None, dict[str, np.ndarray]]:
+    """Log-scale target draws (S,), the budget, the configuration row (for a loss target), and the target's
+    scales per draw (``compute`` and, where known, ``n_active``; each (S,)) for the form error."""
     if at_config is not None:
         if target != "loss":
             raise BayesMoeError(f"--at-config gives the loss of one configuration; use --target loss, not '{target}'")
@@ -119,7 +126,9 @@ def _target_draws(
         if len(config) != 1:
             raise BayesMoeError(f"target configuration must be one row, got {len(config)}")
         row = {k: (v.item() if hasattr(v, "item") else v) for k, v in config.iloc[0].items() if pd.notna(v)}
-        return np.asarray(fit.log_mean(config))[:, 0], float(config["compute"].iloc[0]), row
+        z = np.asarray(fit.log_mean(config))[:, 0]
+        scales = {c: np.full(z.shape, float(config[c].iloc[0])) for c in ("compute", "n_active") if c in config}
+        return z, float(config["compute"].iloc[0]), row, scales
     if at_compute is None:
         raise BayesMoeError("give --at-compute C (the budget of the target optimum) or --at-config for a loss target")
     result = optimum(fit, [float(at_compute)], objective=objective, group=group, **options)
@@ -127,7 +136,11 @@ def _target_draws(
         raise BayesMoeError(f"unknown --target '{target}' for law '{fit.law.name}'; its optimal quantities are "
                             f"{', '.join(sorted(result.draws))}")
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(result.draws[target][:, 0]), float(at_compute), None
+        z = np.log(result.draws[target][:, 0])
+    scales = {"compute": np.full(z.shape, float(at_compute))}
+    if "n_active" in result.draws:
+        scales["n_active"] = result.draws["n_active"][:, 0]
+    return z, float(at_compute), None, scales
 
 
 @float64
@@ -146,6 +159,7 @@ def design(
     group: str | None = None,
     outcomes: int = DEFAULT_OUTCOMES,
     seed: int = 0,
+    discrepancy: bool = True,
     **options: Any,
 ) -> DesignResult:
     """Rank candidate runs by how much they are expected to narrow the target's posterior, per FLOP.
@@ -162,6 +176,10 @@ def design(
             budgets up to ``max_compute`` FLOPs.
         objective, group, options: passed to :func:`bayesmoe.decide.optimum.optimum`.
         outcomes: simulated outcomes per candidate (M); seed: seeds the simulation.
+        discrepancy: for a ``loss`` target of a fit with a learned model-discrepancy term (``bayesmoe
+            validate``), include the law's form error at the target's distance past the data (default);
+            a candidate past the data's edge moves the edge and shrinks it (:mod:`.form_error`). False:
+            law-only. Other targets never use it (``settings["discrepancy"]`` says why).
 
     Returns:
         A :class:`DesignResult`.
@@ -183,7 +201,7 @@ def design(
     else:
         frame = load_candidates(candidates, fit.law)
 
-    z, budget, config_row = _target_draws(fit, target, at_compute, at_config, objective, group, options)
+    z, budget, config_row, scales = _target_draws(fit, target, at_compute, at_config, objective, group, options)
     keep = np.isfinite(z)
     if keep.mean() < MIN_FINITE_SHARE:
         raise BayesMoeError(
@@ -192,6 +210,7 @@ def design(
     mu = np.asarray(fit.log_mean(frame))[keep]
     sigma = np.asarray(fit.draws()["sigma"])[keep]
     z = z[keep]
+    scales = {c: v[keep] for c, v in scales.items()}
     if not np.std(z) > 0:
         raise BayesMoeError(
             f"target '{target}' at {budget:g} FLOPs has no posterior spread (every draw gives {np.exp(z[0]):g}); "
@@ -199,6 +218,9 @@ def design(
         )
     order = np.argsort(z, kind="stable")
     z_sorted, mu, sigma = z[order], mu[order], sigma[order]
+    term = fit.discrepancy if discrepancy else None
+    form = form_error(term, target, {c: v[order] for c, v in scales.items()}, seed)
+    edge = _Edge(form, frame)
     nu = STUDENT_T_NU if fit.meta.get("likelihood", "student_t") == "student_t" else None
 
     rng = np.random.default_rng(seed)
@@ -209,17 +231,20 @@ def design(
     compute = frame["compute"].to_numpy(float)
 
     base = np.zeros((int(outcomes), len(z)))
-    sd0, band0, _ = (np.asarray(a) for a in value.base_stats(base, z_sorted))
-    scores = {k: np.asarray(v) for k, v in value.score_candidates(base, y, mu, sigma, z_sorted, nu).items()}
-    table = _rank_table(frame, compute, sd0.mean(), band0.mean(), scores)
+    z_now = edge.target(z_sorted)
+    sd0, band0, _ = (np.asarray(a) for a in value.base_stats(base, z_now))
+    scores = _scores(base, y, mu, sigma, z_sorted, nu, edge)
+    table = _rank_table(frame, compute, sd0.mean(), band0.mean(), scores, edge)
     selected, path = _greedy(frame, compute, y, mu, sigma, z_sorted, nu, base, scores, sd0.mean(), band0.mean(),
-                             select=select, spend=spend)
+                             edge, select=select, spend=spend)
 
-    q = np.exp(np.quantile(z, [0.05, 0.5, 0.95]))
-    current = {"q05": q[0], "q50": q[1], "q95": q[2], "sd_log": float(np.std(z, ddof=1)), "band_width": q[2] - q[0]}
+    q = np.exp(np.quantile(z_now, [0.05, 0.5, 0.95]))
+    current = {"q05": q[0], "q50": q[1], "q95": q[2], "sd_log": float(np.std(z_now, ddof=1)),
+               "band_width": q[2] - q[0]}
     settings = {"outcomes": int(outcomes), "seed": int(seed), "draws": int(len(z)), "dropped_draws": int((~keep).sum()),
                 "objective": objective, "select": select, "spend": spend, "propose": propose,
-                "pareto_k_threshold": K_THRESHOLD, "noise": "student_t" if nu is not None else "normal"}
+                "pareto_k_threshold": K_THRESHOLD, "noise": "student_t" if nu is not None else "normal",
+                "discrepancy": _discrepancy_setting(fit, term, target, form, discrepancy)}
     return DesignResult(fit.law.name, target, budget, {k: float(v) for k, v in current.items()}, table, selected, path,
                         frame, config_row, settings)
 
@@ -229,7 +254,7 @@ def _summarise(scores: dict, j=slice(None)) -> tuple[np.ndarray, np.ndarray, np.
     return sd.mean(-1), band.mean(-1), np.percentile(k, 90, axis=-1), (k > K_THRESHOLD).mean(-1)
 
 
-def _rank_table(frame, compute, sd0, band0, scores) -> pd.DataFrame:
+def _rank_table(frame, compute, sd0, band0, scores, edge) -> pd.DataFrame:
     sd, band, k90, high = _summarise(scores)
     table = pd.DataFrame({
         "run_id": frame["run_id"].to_numpy(),
@@ -243,12 +268,14 @@ def _rank_table(frame, compute, sd0, band0, scores) -> pd.DataFrame:
         "pareto_k_high_share": high,
         "reliable": k90 <= K_THRESHOLD,
     })
+    if edge.form is not None:
+        table["target_distance"] = edge.candidate_distances()
     table = table.sort_values("reduction_per_flop", ascending=False, kind="stable").reset_index(drop=True)
     table["rank"] = np.arange(1, len(table) + 1)
     return table
 
 
-def _greedy(frame, compute, y, mu, sigma, z_sorted, nu, base, first, sd0, band0, *, select, spend):
+def _greedy(frame, compute, y, mu, sigma, z_sorted, nu, base, first, sd0, band0, edge, *, select, spend):
     """Greedy batch: by expected sd reduction (``select``) or by reduction per FLOP within ``spend``."""
     limit = 1 if select is None and spend is None else (int(select) if select is not None else len(frame))
     picked: list[int] = []
@@ -284,6 +311,55 @@ def _greedy(frame, compute, y, mu, sigma, z_sorted, nu, base, first, sd0, band0,
         )
         if len(picked) < limit:
             base = base + np.asarray(value.outcome_log_lik(y[:, j], mu[:, j], sigma, nu))
-            scores = {k: np.asarray(v) for k, v in value.score_candidates(base, y, mu, sigma, z_sorted, nu).items()}
+            edge = edge.moved_to(j)
+            scores = _scores(base, y, mu, sigma, z_sorted, nu, edge)
     return [str(frame["run_id"].iloc[j]) for j in picked], pd.DataFrame(rows)
 
+
+
+class _Edge:
+    """The data's edge (largest fitted scale, in the form error's scale column) as runs are picked."""
+
+    def __init__(self, form: FormError | None, frame: pd.DataFrame, edge: float | None = None):
+        self.form, self.frame = form, frame
+        self.scale = None if form is None else frame[form.term.scale_column].to_numpy(float)
+        self.edge = None if form is None else (form.term.reference if edge is None else edge)
+
+    def moved_to(self, j: int) -> _Edge:
+        """The edge after candidate ``j`` is trained."""
+        return self if self.form is None else _Edge(self.form, self.frame, max(self.edge, float(self.scale[j])))
+
+    def target(self, z_sorted: np.ndarray) -> np.ndarray:
+        """Log target draws (S,) with the form error at the current edge (``z_sorted`` itself without one)."""
+        return z_sorted if self.form is None else z_sorted + self.form.shift(self.edge)
+
+    def after_each(self, z_sorted: np.ndarray) -> np.ndarray | None:
+        """(n, S) log target draws after each candidate (its scale moves the edge); None without a form error."""
+        return None if self.form is None else z_sorted[None, :] + self.form.shift(np.maximum(self.edge, self.scale))
+
+    def candidate_distances(self) -> np.ndarray:
+        """Median ``ln`` distance of the target past the data after each candidate, shape (n,)."""
+        return np.median(self.form.distance(np.maximum(self.edge, self.scale)), axis=-1)
+
+
+def _scores(base, y, mu, sigma, z_sorted, nu, edge: _Edge) -> dict[str, np.ndarray]:
+    scores = value.score_candidates(base, y, mu, sigma, z_sorted, nu, z_by_candidate=edge.after_each(z_sorted))
+    return {k: np.asarray(v) for k, v in scores.items()}
+
+
+def _discrepancy_setting(fit, term, target: str, form: FormError | None, asked: bool) -> dict:
+    """``settings["discrepancy"]``: whether the target includes the law's form error, and why (not)."""
+    if form is not None:
+        distance = form.distance(term.reference)
+        return {"used": True, "target_distance": float(np.median(distance)), "term": term.as_meta(),
+                "note": "the target includes the law's form error at its distance past the data; a candidate past "
+                        "the data's edge moves the edge and shrinks it (target_distance per candidate)"}
+    if not asked:
+        why = "left out (--no-discrepancy)"
+    elif fit.discrepancy is None:
+        why = "the fit has no learned discrepancy term (`bayesmoe validate FIT` learns one)"
+    elif target != "loss":
+        why = f"target '{target}' is not a loss: the term is zero-mean noise per configuration and moves no optimum"
+    else:
+        why = f"the target has no '{fit.discrepancy.scale_column}' to measure its distance past the data"
+    return {"used": False, "note": why}

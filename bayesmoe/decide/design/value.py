@@ -43,17 +43,20 @@ def weighted_stats(log_w: jnp.ndarray, z_sorted: jnp.ndarray) -> tuple[jnp.ndarr
 
     Args:
         log_w: (..., S) normalised log weights, in the order of ``z_sorted``.
-        z_sorted: (S,) target draws on the log scale, ascending.
+        z_sorted: (S,) target draws on the log scale, ascending; or one row per leading index of ``log_w``
+            that broadcasts against it (e.g. (c, 1, S)), each ascending.
     """
     w = jnp.exp(log_w)
     mean = jnp.sum(w * z_sorted, axis=-1, keepdims=True)
     sd = jnp.sqrt(jnp.maximum(jnp.sum(w * (z_sorted - mean) ** 2, axis=-1), 0.0))
     cdf = jnp.cumsum(w, axis=-1)
     lo, hi = (1 - BAND_PROB) / 2, 1 - (1 - BAND_PROB) / 2
-    last = z_sorted.shape[0] - 1
+    last = z_sorted.shape[-1] - 1
     i_lo = jnp.minimum(jnp.sum(cdf < lo, axis=-1), last)
     i_hi = jnp.minimum(jnp.sum(cdf < hi, axis=-1), last)
-    band = jnp.exp(z_sorted[i_hi]) - jnp.exp(z_sorted[i_lo])
+    z_full = jnp.broadcast_to(z_sorted, w.shape)
+    at = lambda i: jnp.take_along_axis(z_full, i[..., None], axis=-1)[..., 0]  # noqa: E731
+    band = jnp.exp(at(i_hi)) - jnp.exp(at(i_lo))
     return sd, band
 
 
@@ -76,8 +79,19 @@ def _chunk_stats(log_w, tail_index, z_sorted):
     return sd, band, k
 
 
+@jax.jit
+def _chunk_stats_per_candidate(log_w, tail_index, z):
+    """As :func:`_chunk_stats` with one target row per candidate: ``z`` (c, S) in the draw order of ``log_w``."""
+    lw, k = psis_from_tail(log_w, tail_index)
+    order = jnp.argsort(z, axis=-1)
+    lw = jnp.take_along_axis(lw, order[:, None, :], axis=-1)
+    sd, band = weighted_stats(lw, jnp.take_along_axis(z, order, axis=-1)[:, None, :])
+    return sd, band, k
+
+
 def score_candidates(
-    base_log_w: np.ndarray, y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, z_sorted: np.ndarray, nu: float | None
+    base_log_w: np.ndarray, y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, z_sorted: np.ndarray, nu: float | None,
+    z_by_candidate: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Expected sd, band and Pareto k after adding each candidate to the runs already observed.
 
@@ -86,6 +100,9 @@ def score_candidates(
         y: (M, n) simulated outcomes; mu: (S, n) mean log loss per draw; sigma: (S,).
         z_sorted: (S,) log target, ascending; ``mu``, ``sigma``, ``base_log_w`` are in the same draw order.
         nu: Student-t degrees of freedom of the noise (None: Normal).
+        z_by_candidate: optional (n, S) log target *after* each candidate, in the same draw order (not
+            sorted), for a target that the run itself changes (the model-discrepancy part of a loss
+            target shrinks when a run moves the data's edge towards it); replaces ``z_sorted``.
 
     Returns:
         ``sd`` (n, M), ``band`` (n, M), ``k`` (n, M), as NumPy arrays.
@@ -96,13 +113,19 @@ def score_candidates(
     for start in range(0, len(pad), CHUNK):
         part = pad[start:start + CHUNK]
         lw = _chunk_log_weights(base_log_w, y[:, part], mu[:, part], sigma, nu)
-        parts.append(_chunk_stats(lw, tail_indices(np.asarray(lw)), z_sorted))
+        tail = tail_indices(np.asarray(lw))
+        if z_by_candidate is None:
+            parts.append(_chunk_stats(lw, tail, z_sorted))
+        else:
+            parts.append(_chunk_stats_per_candidate(lw, tail, jnp.asarray(z_by_candidate[part])))
     sd, band, k = (np.concatenate([np.asarray(p[i]) for p in parts])[:n] for i in range(3))
     return {"sd": sd, "band": band, "k": k}
 
 
-def base_stats(base_log_w: np.ndarray, z_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """sd (M,), band (M,) and Pareto k (M,) of the target per world given the runs already picked."""
+def base_stats(base_log_w: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sd (M,), band (M,) and Pareto k (M,) of the log target ``z`` (S,, any order) per world given the runs
+    already picked (``base_log_w`` (M, S), in the draw order of ``z``)."""
     lw, k = psis(base_log_w)
-    sd, band = weighted_stats(lw, z_sorted)
+    order = np.argsort(np.asarray(z), kind="stable")
+    sd, band = weighted_stats(jnp.asarray(lw)[:, order], jnp.asarray(z)[order])
     return np.asarray(sd), np.asarray(band), np.asarray(k)
