@@ -257,23 +257,26 @@ class Fit:
         With ``discrepancy`` (default) and a learned :attr:`discrepancy`, the law's own error, growing
         with the run's distance past the fitted runs (:mod:`bayesmoe.inference.discrepancy`), widens the
         band; ``discrepancy=False`` gives the law-only band. With the term, ``distance`` (``ln`` past the
-        fitted runs) and ``past_term_reach`` (past the distances the term was learned from) are added.
+        fitted runs) and ``past_term_reach`` (past the distances the term was learned from) are added, and
+        ``q50`` stays the law-only predictive median: the term is zero-mean and symmetric on log loss, so it
+        widens the band around the law's point without moving it (sampling it would move the median by
+        Monte Carlo noise alone).
         """
         if not 0 < prob < 1:
             raise BayesMoeError(f"--prob must be between 0 and 1, got {prob}")
         frame = validate_runs(
             runs, required=self.law.required_columns, law=self.law.name, require_loss=False, what="runs to predict"
         )
-        loss = np.exp(self.predictive_log_loss(frame, seed=seed, noise=noise, discrepancy=discrepancy))
+        law_only = self.predictive_log_loss(frame, seed=seed, noise=noise, discrepancy=False)
+        term = self.discrepancy if discrepancy else None
+        loss = np.exp(law_only if term is None else law_only + _term_noise(term, frame, seed, law_only.shape))
         lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
-        q = np.quantile(loss, [lo, 0.5, hi], axis=0)
-        out = pd.DataFrame(
-            {"run_id": frame["run_id"], "q_lo": q[0], "q50": q[1], "q_hi": q[2], "mean": loss.mean(axis=0)}
-        )
+        q = np.quantile(loss, [lo, hi], axis=0)
+        out = pd.DataFrame({"run_id": frame["run_id"], "q_lo": q[0], "q50": np.exp(np.median(law_only, axis=0)),
+                            "q_hi": q[1], "mean": loss.mean(axis=0)})
         out = out.rename(columns={"q_lo": _qname(lo), "q_hi": _qname(hi)})
         if "loss" in frame.columns and frame["loss"].notna().all():
             out["observed"] = frame["loss"].to_numpy(float)
-        term = self.discrepancy if discrepancy else None
         if term is not None:
             out["distance"] = term.distance(frame)
             out["past_term_reach"] = term.past_reach(frame)
@@ -296,8 +299,7 @@ class Fit:
             log_loss = log_loss + sigma * eps
         term = self.discrepancy if discrepancy else None
         if term is not None:
-            rng = np.random.default_rng(seed + 2)
-            log_loss = log_loss + term.noise(frame, rng, log_loss.shape)
+            log_loss = log_loss + _term_noise(term, frame, seed, log_loss.shape)
         return log_loss
 
     @float64
@@ -315,6 +317,11 @@ class Fit:
 
 def _qname(q: float) -> str:
     return f"q{round(q * 100):02d}"
+
+
+def _term_noise(term: Discrepancy, frame: pd.DataFrame, seed: int, shape: tuple[int, int]) -> np.ndarray:
+    """The discrepancy term's draws on log loss for ``frame``, shape ``shape`` (S, n), seeded from ``seed``."""
+    return term.noise(frame, np.random.default_rng(seed + 2), shape)
 
 
 def load_fit(path: str | os.PathLike) -> Fit:
