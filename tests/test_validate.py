@@ -94,6 +94,9 @@ def test_discrepancy_widens_predictions_with_distance_only(misspecified_fit, tmp
     width = lambda t: (t["q95"] - t["q05"]).to_numpy()  # noqa: E731
     assert width(widened)[0] == pytest.approx(width(law_only)[0], rel=0.1)  # at the edge: s0 = 0
     assert width(widened)[1] > 2 * width(law_only)[1]  # 100x past: sd 0.02 x ln(100) = 0.09
+    # the term is zero-mean and symmetric: it widens the band around the law's point and leaves the point
+    np.testing.assert_array_equal(widened["q50"], law_only["q50"])
+    assert (widened["q05"] < widened["q50"]).all() and (widened["q50"] < widened["q95"]).all()
 
 
 def test_longer_chaining_reaches_farther_and_the_term_records_its_reach(misspecified_fit, monkeypatch, tmp_path):
