@@ -156,6 +156,8 @@ def test_loss_target_carries_the_form_error_and_runs_past_the_edge_shrink_it(ini
                                np.hypot(both["expected_sd_log_law_only"], 0.01 + 0.02 * distance_after), rtol=0.1)
     gain = (both["expected_reduction"] - both["expected_reduction_law_only"]).groupby(both["compute"]).median()
     assert gain.loc[1e19] == pytest.approx(0.0, abs=0.005) and gain.loc[1e20] > gain.loc[3e19] > 0.01
+    assert "form error at ln 6.91" in next_runs_section(result)[1]
+    assert "form error" not in next_runs_section(law_only)[1]
 
     off = design(fit, pool, target="loss", at_compute=1e22, outcomes=32, discrepancy=False)
     assert off.current == pytest.approx(law_only.current)
