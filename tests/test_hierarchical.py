@@ -52,3 +52,20 @@ def test_new_group_prediction_is_wider_than_a_known_group():
     known = fit.predict(test.assign(group="g0"))
     new = fit.predict(test.assign(group="unseen"))
     assert ((new["q95"] - new["q05"]) > (known["q95"] - known["q05"])).all()
+
+
+def test_groups_from_a_combination_of_columns():
+    """``group="corpus+recipe"`` pools across each combination of the two columns, as one column would."""
+    rng = np.random.default_rng(7)
+    runs = simulate(rng)
+    parts = {"g0": ("a", "x"), "g1": ("a", "y"), "g2": ("b", "x"), "small": ("b", "y")}
+    runs["corpus"] = runs["group"].map(lambda g: parts[g][0])
+    runs["recipe"] = runs["group"].map(lambda g: parts[g][1])
+    fit = bayesmoe.fit(runs.drop(columns="group"), "chinchilla", group="corpus+recipe", seed=0, **FAST)
+    assert fit.groups == ("a/x", "a/y", "b/x", "b/y")
+    e_small = fit.draws("b/y")["E"]
+    assert np.quantile(e_small, 0.05) <= group_values("small")["E"] <= np.quantile(e_small, 0.95)
+    test = DESIGNS["chinchilla"](rng, 5)
+    known = fit.predict(test.assign(corpus="b", recipe="y"))
+    new = fit.predict(test.assign(corpus="c", recipe="y"))
+    assert ((new["q95"] - new["q05"]) > (known["q95"] - known["q05"])).all()

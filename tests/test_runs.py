@@ -107,3 +107,16 @@ def test_epoch_layout_is_read_as_spec_columns():
     runs = load_runs(raw)
     np.testing.assert_allclose(runs["tokens"], [1e9, 1e10])
     np.testing.assert_allclose(runs["compute"], [6e17, 6e19])
+
+
+def test_group_spec_joins_columns_and_names_a_missing_one():
+    from bayesmoe.errors import BayesMoeError
+    from bayesmoe.runs import group_labels
+
+    frame = pd.DataFrame({"group": ["S-Base", "Hash", "Dense"], "routing_frequency": [0.5, 1 / 12, 0.5],
+                          "top_k": [1, 2, 1]})
+    assert list(group_labels(frame, "group")) == ["S-Base", "Hash", "Dense"]
+    assert list(group_labels(frame, "group+routing_frequency+top_k")) == ["S-Base/0.5/1", "Hash/0.0833333/2",
+                                                                           "Dense/0.5/1"]
+    with pytest.raises(BayesMoeError, match="--group column 'k' is not in the runs table"):
+        group_labels(frame, "group+k")

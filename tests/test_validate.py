@@ -202,3 +202,4 @@ def test_report_section_of_a_fit_never_validated_says_what_its_bands_assume(miss
     body = validation_section(view).body
     assert "Not validated past the data" in body and "bayesmoe validate FIT" in body and "<img" not in body
     assert view.facts["validated"] is False
+

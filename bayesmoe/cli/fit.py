@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", metavar="RUNS", help="runs table (CSV or Parquet, docs/runs-table.md)")
     parser.add_argument("--law", required=True, help="law id (see `bayesmoe laws`)")
     parser.add_argument("--out", required=True, metavar="FIT", help="posterior file to write (netCDF)")
-    parser.add_argument("--group", metavar="COLUMN", help="pool the level terms across the groups in COLUMN")
+    parser.add_argument("--group", metavar="COLUMN",
+                        help="pool the level terms across the groups in COLUMN (A+B: each combination of A and B)")
     parser.add_argument(
         "--pool", nargs="+", default=[], metavar="PARAM", help="also pool these parameters (with --group)"
     )

@@ -17,7 +17,7 @@ import pandas as pd
 from ..config import float64
 from ..errors import BayesMoeError
 from ..model import STUDENT_T_NU, Prior, law_from_meta, pooling_map
-from ..runs import validate_runs
+from ..runs import group_labels, has_group_columns, validate_runs
 from . import arviz_io
 from .arviz_io import az
 from .discrepancy import Discrepancy
@@ -128,7 +128,7 @@ class Fit:
         if not self.pooled:
             return theta
         column = self.meta["group_column"]
-        labels = frame[column].astype(str).to_numpy() if column in frame.columns else np.full(len(frame), "")
+        labels = group_labels(frame, column) if has_group_columns(frame, column) else np.full(len(frame), "")
         per_label = {label: self.draws(label, seed=seed) for label in np.unique(labels)}
         for name in self.pooled:
             theta[name] = np.stack([per_label[label][name] for label in labels], axis=1)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import BayesMoeError
 from ..laws import Law
+from ..runs import group_labels
 from .identifiability import prepare
 from .numpyro_model import ModelSpec, default_pooled
 from .priors import Prior, centred_priors, default_priors
@@ -42,7 +43,7 @@ def group_index(frame: pd.DataFrame, column: str | None, groups: tuple[str, ...]
     if not column:
         return np.zeros(len(frame), dtype=np.int32)
     position = {g: i for i, g in enumerate(groups)}
-    return np.array([position.get(g, -1) for g in frame[column].astype(str)], dtype=np.int32)
+    return np.array([position.get(g, -1) for g in group_labels(frame, column)], dtype=np.int32)
 
 
 def check_enough_runs(law: Law, frame: pd.DataFrame, source: str) -> None:
@@ -74,12 +75,11 @@ def specify(
         BayesMoeError: a ``group`` column that is missing or has a single group, or a constant covariate
             the law cannot do without (see :func:`bayesmoe.model.prepare`).
     """
-    if group and group not in frame.columns:
-        raise BayesMoeError(f"--group column '{group}' is not in the runs table; columns: {', '.join(frame.columns)}")
+    labels = group_labels(frame, group) if group else None  # raises, naming a missing column
     law, shared, reduction = prepare(law, frame, group=group, prior=prior)  # shared: rows in no group
     groups: tuple[str, ...] = ()
     if group:
-        groups = tuple(sorted(frame.loc[~shared, group].astype(str).unique()))
+        groups = tuple(sorted(np.unique(labels[~shared])))
         if len(groups) < 2:
             raise BayesMoeError(
                 f"--group column '{group}' has a single value {groups[0]!r}; partial pooling needs at least 2 groups"

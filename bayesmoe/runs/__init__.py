@@ -3,6 +3,8 @@
 Imports nothing from bayesmoe but :mod:`bayesmoe.errors`. The table's columns, units and rules are
 described in ``docs/runs-table.md``.
 """
+from .groups import group_labels, has_group_columns
 from .table import data_hash, load_runs, read_table, select_runs, split_top_compute, validate_runs
 
-__all__ = ["data_hash", "load_runs", "read_table", "select_runs", "split_top_compute", "validate_runs"]
+__all__ = ["data_hash", "group_labels", "has_group_columns", "load_runs", "read_table", "select_runs",
+           "split_top_compute", "validate_runs"]

@@ -22,7 +22,7 @@ from ...errors import BayesMoeError
 from ...inference import Fit
 from ...laws.base import Theta
 from ...laws.routing import anchored_terms, log10_loss
-from ...runs import validate_runs
+from ...runs import group_labels, has_group_columns, validate_runs
 from .posterior import PointPosterior
 
 #: Training tokens assumed by the optimum when ``tokens`` is not given (Clark et al.: 249k steps x 524,288).
@@ -77,7 +77,7 @@ def _theta_per_run(posterior, frame: pd.DataFrame, seed: int) -> dict[str, np.nd
     column = (getattr(posterior, "meta", None) or {}).get("group_column")
     if not pooled or not column:
         return theta
-    labels = frame[column].astype(str).to_numpy() if column in frame.columns else np.full(len(frame), "")
+    labels = group_labels(frame, column) if has_group_columns(frame, column) else np.full(len(frame), "")
     per_label = {label: posterior.draws(label, seed=seed) for label in np.unique(labels)}
     for name in pooled:
         theta[name] = np.stack([per_label[label][name] for label in labels], axis=1)
