@@ -21,6 +21,8 @@ Cases (held-out top of scale):
             (routing pooled by router alone).
     clark_like  as clark, fitted only on runs in the held-out runs' configuration (``routing_frequency`` 0.5,
             top-1; 143 of the 195): the demo's selection
+    clark_config  as clark, all 195 runs, each law pooled by router and routing configuration
+            (``--group group+routing_frequency+top_k``: 13 groups, dense runs shared)
     sweep   our CPU sweep, joint law, the top compute budget held out
 
 ``--two-step`` scores each case one *and* two steps past the data (issue 20, item 4): the top level
@@ -96,6 +98,11 @@ CASES = {
 #: Clark's split restricted to the held-out runs' configuration (every other block routed, top-1), as
 #: ``bayesmoe demo`` fits Clark's runs: the laws have no term for the routing-frequency and top-k variants.
 CASES["clark_like"] = CASES["clark"] | {"load": {"where": "routing_frequency == 0.5 and top_k == 1"}}
+#: All 195 of Clark's fitted runs, pooled by router *and* routing configuration (``--group A+B+C``): each
+#: configuration keeps its own router terms, which the laws cannot express, and shares the dense law.
+CONFIGURATION = "group+routing_frequency+top_k"
+CASES["clark_config"] = CASES["clark"] | {"group": CONFIGURATION, "candidates": [
+    dict(law=c["law"], group=CONFIGURATION) for c in CASES["clark"]["candidates"]]}
 
 
 def split(case: dict, frame: pd.DataFrame, two_step: bool) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
