@@ -53,14 +53,14 @@ class DesignResult:
     Attributes:
         law, target, at_compute: what was asked (``at_compute`` is the configuration's compute for
             a ``loss`` target at a configuration, given in ``at_config``).
-        current: the target now: q05, q50, q95 (natural units), ``sd_log`` (sd of its log), ``band_width``.
+        current: the target now: q05, q50, q95 (natural units), ``sd_log`` (sd of its log), ``band_width``;
+            a loss target's form error included where it is used (``settings["discrepancy"]``).
         table: one row per candidate, best first: ``run_id``, ``compute``, ``expected_sd_log``,
             ``expected_reduction`` (current sd_log - expected sd_log), ``reduction_per_flop``,
             ``expected_band_width``, ``band_reduction``, ``pareto_k`` (90th percentile over simulated
             outcomes), ``pareto_k_high_share`` (share of outcomes with k > 0.7), ``reliable``, ``rank``;
             with the law's form error in a loss target (``settings["discrepancy"]["used"]``) also
             ``target_distance`` (median ``ln`` distance of the target past the data once that run is trained).
-        current: with the form error, it is included (and ``settings["discrepancy"]`` gives the distance).
         selected: run_ids picked greedily, in order.
         path: the greedy path: per step (0 = nothing added) ``run_id``, ``compute``, ``cumulative_compute``,
             ``expected_sd_log``, ``expected_band_width``, ``pareto_k`` (90th percentile).
