@@ -55,9 +55,8 @@ def weighted_stats(log_w: jnp.ndarray, z_sorted: jnp.ndarray) -> tuple[jnp.ndarr
     i_lo = jnp.minimum(jnp.sum(cdf < lo, axis=-1), last)
     i_hi = jnp.minimum(jnp.sum(cdf < hi, axis=-1), last)
     z_full = jnp.broadcast_to(z_sorted, w.shape)
-    at = lambda i: jnp.take_along_axis(z_full, i[..., None], axis=-1)[..., 0]  # noqa: E731
-    band = jnp.exp(at(i_hi)) - jnp.exp(at(i_lo))
-    return sd, band
+    q_lo, q_hi = (jnp.take_along_axis(z_full, i[..., None], axis=-1)[..., 0] for i in (i_lo, i_hi))
+    return sd, jnp.exp(q_hi) - jnp.exp(q_lo)
 
 
 @partial(jax.jit, static_argnames=("nu",))
