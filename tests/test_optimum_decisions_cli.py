@@ -100,6 +100,13 @@ def test_routing_by_active_size(capsys):
     small, large = result["n_active"]
     assert small["best_n_experts"]["q50"] > 1 and large["best_n_experts"]["q50"] == 1
     assert 1e8 < result["crossover_n_active"]["q50"] < 1e13
+    # the search's edge is said where the best count reaches it, and never where dense wins
+    top = max(result["candidates_n_experts"])
+    assert any("largest candidate" in w for w in small["warnings"]) == (small["best_n_experts"]["q95"] >= top)
+    assert not any("largest candidate" in w for w in large["warnings"])
+    # a published set has no runs, so no extrapolation factor; the bands' assumption is stated
+    assert result["crossover_extrapolation"] is None and result["crossover_warnings"] == []
+    assert "law's form holds" in result["conventions"]["discrepancy"]
 
 
 def test_n_active_on_a_law_with_a_data_term_is_an_error(capsys, fits):
@@ -138,3 +145,20 @@ def test_a_mismatched_continuous_optimum_is_not_printed_as_numbers(fits, capsys)
         assert "continuous optimum not shown" in text and "tokens_per_param" not in text
     else:
         assert "continuous optimum (the law's published architecture" in text and "tokens_per_param" in text
+
+
+def test_routing_fit_states_how_far_its_crossover_lies_past_the_runs(tmp_path, capsys):
+    from bayesmoe.runs import load_runs
+
+    where = "routing_frequency == 0.5 and top_k == 1"
+    path = tmp_path / "routing.nc"
+    assert main(["fit", "dataset:clark2022_routing", "--law", "routing", "--where", where, "--out", str(path),
+                 *TINY]) == 0
+    capsys.readouterr()
+    largest = float(load_runs("dataset:clark2022_routing", law="routing", where=where)["n_active"].max())
+    code, out, _ = run(capsys, "optimum", path, "--n-active", 1e9, "--json")
+    result = json.loads(out)
+    factor = result["crossover_extrapolation"]
+    assert code == 0 and factor == pytest.approx(result["crossover_n_active"]["q50"] / largest)
+    assert bool(result["crossover_warnings"]) == (factor > 100)
+    assert "validate" in result["conventions"]["discrepancy"]  # no term learned: the output says so

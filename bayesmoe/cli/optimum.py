@@ -8,6 +8,7 @@ published coefficient set (``--law LAW --coefficients SET``: one draw, q05 = q50
 from __future__ import annotations
 
 import argparse
+import math
 
 NAME = "optimum"
 HELP = "optimal configuration (with posterior bands) at compute budgets, plus recommendations"
@@ -208,23 +209,41 @@ def _by_size(args: argparse.Namespace, posteriors: list, routing: list[bool], fa
             "n_counts": posterior.law.n_counts,
             "parameters": parameters_note(posterior, args.group),
             "tokens": "the law has no D term: every configuration trains on the fitted runs' token count",
+            "discrepancy": _routing_discrepancy_note(posterior),
         },
     }
     if failed:
         out["fit_warnings"] = failed
     runs = getattr(posterior, "runs", None)
+    largest = None if runs is None else float(runs["n_active"].max())
+    top = max(out["candidates_n_experts"])
     for row in out["n_active"]:
-        row["extrapolation"] = None if runs is None else row["n_active"] / float(runs["n_active"].max())
+        row["extrapolation"] = None if largest is None else row["n_active"] / largest
         row["warnings"] = []
         if row["extrapolation"] is not None and row["extrapolation"] > EXTRAPOLATION_WARN:
             row["warnings"].append(
                 f"extrapolation: N = {row['n_active']:.3g} is {row['extrapolation']:.3g}x the largest "
                 f"fitted active size, past {EXTRAPOLATION_WARN:g}x"
             )
+        if row["best_n_experts"]["q95"] >= top:
+            row["warnings"].append(
+                f"best n_experts reaches the search's largest candidate ({top}"
+                + (f"; the runs' largest: {runs['n_experts'].max():g}" if runs is not None and "n_experts" in runs
+                   else "")
+                + "): read it as 'at least' that many; the law's optimum may lie beyond, where no run was trained")
+    crossover = out["crossover_n_active"]["q50"]
+    out["crossover_extrapolation"] = None if largest is None or not math.isfinite(crossover) else crossover / largest
+    out["crossover_warnings"] = []
+    if out["crossover_extrapolation"] is not None and out["crossover_extrapolation"] > EXTRAPOLATION_WARN:
+        out["crossover_warnings"].append(
+            f"extrapolation: the crossover's median is {out['crossover_extrapolation']:.3g}x the largest fitted "
+            f"active size, past {EXTRAPOLATION_WARN:g}x; it extrapolates the law's N x E interaction, not the runs")
     if args.json:
         print_json(out)
         return 0
     print(f"law routing, central {args.prob:.0%} bands; {out['conventions']['parameters']}")
+    print(f"expert counts searched: {', '.join(map(str, out['candidates_n_experts']))}; "
+          f"model discrepancy: {out['conventions']['discrepancy']}")
     for warning in failed:
         print(f"WARNING: {warning}")
     for row in out["n_active"]:
@@ -239,11 +258,24 @@ def _by_size(args: argparse.Namespace, posteriors: list, routing: list[bool], fa
             f"P(experts help) {row['p_experts_help']:.2f}"
         )
         print(f"  loss {_fmt(row['loss'])} vs dense {_fmt(row['loss_dense'])}")
+    factor = out["crossover_extrapolation"]
     print(
         f"\nexperts stop paying beyond N = {_fmt(out['crossover_n_active'])} "
-        f"(P(a crossover exists) {out['p_crossover']:.2f})"
+        f"(P(a crossover exists) {out['p_crossover']:.2f}"
+        + (f"; median {factor:.3g}x the largest fitted N)" if factor is not None else ")")
     )
+    for warning in out["crossover_warnings"]:
+        print(f"  WARNING: {warning}")
     return 0
+
+
+def _routing_discrepancy_note(posterior) -> str:
+    """Whether ``--n-active``'s loss bands carry the law's form error (they never do: say so, and why it matters)."""
+    term = getattr(posterior, "discrepancy", None)
+    if term is None:
+        return "none learned for this fit (bayesmoe validate FIT learns one): the bands assume the law's form holds"
+    return (f"not added to these loss bands (the fit's term, sd {term.s0:.3g} + {term.s1:.3g} ln(n_active / "
+            f"{term.reference:.3g}), applies to `bayesmoe predict`): they assume the law's form holds")
 
 
 def _print_text(out: dict) -> None:
