@@ -93,3 +93,21 @@ def test_joint_fits_clark_through_the_reduced_law_and_reloads(tmp_path):
     again = bayesmoe.load_fit(tmp_path / "j.nc")
     assert again.law.param_names == fit.law.param_names
     assert np.allclose(again.predict(fit.runs, seed=1)["q50"], fit.predict(fit.runs, seed=1)["q50"])
+
+
+def test_fixed_tokens_joint_law_shares_its_irreducible_loss_across_groups():
+    """At D = D0 the dense group's b_D and c are both constant offsets: pooled per group, only their sum is
+    identified. The reduced law shares c (the text's irreducible loss) and pools a and b_D; pool= overrides."""
+    from bayesmoe.model.specify import specify
+
+    runs = load("clark2022_routing")
+    with pytest.warns(ident.IdentifiabilityWarning, match="c shared by every group"):
+        spec = specify(get_law("joint"), runs, group="group").spec
+    assert spec.pooled == ("a", "b_D")
+    assert spec.law.param("c").role == "shared" and spec.law.param("b_D").role == "level"
+    with pytest.warns(ident.IdentifiabilityWarning):
+        assert "c" in specify(get_law("joint"), runs, group="group", pool=("c",)).spec.pooled
+    varying = pd.DataFrame({"n_active": [1e8, 2e8, 4e8, 1e8], "tokens": [1e9, 1e10, 1e11, 1e10],
+                            "n_experts": [1, 8, 8, 1], "group": ["x", "x", "y", "y"], "loss": [3.0, 2.6, 2.4, 2.9]})
+    assert specify(get_law("joint"), varying, group="group").spec.pooled == ("a", "b", "c")
+

@@ -50,8 +50,11 @@ def _log_loss(t, x):
 
 def _tokens_constant(d0):
     ln = np.log(d0)
+    # At D = D0, b_D Ehat^omega_D and c are both constant within a group of one expert count (e.g. dense runs):
+    # pooled per group, only their sum would be identified there. c, the text's irreducible loss, is shared.
     return {
         "fix": {"beta": 0.0, "zeta": 0.0},
+        "share": ("c",),
         "rename": {
             "b": ("b_D", f"b D0^beta: data-term coefficient at the fixed D0 = {d0:.4g}", (3.5 - 0.2 * ln, 3.0)),
             "omega": ("omega_D", f"omega + zeta ln D0: Ehat exponent of the data term at D0 = {d0:.4g}",
