@@ -13,8 +13,8 @@ metadata (``meta["reduction"]``) and rebuilt by :func:`law_from_meta` when a fit
    ``c`` are both constant offsets in any group whose runs share one expert count (Clark's dense runs), so
    per-group values of both lie on a ridge (only their sum is fitted); the reduced law shares ``c``, the
    irreducible loss of the common text, and pools ``b_D`` (``pool=("c",)`` still pools it). Where ``omega_D``
-   is near 0, ``b_D`` and ``c`` remain a ridge in every group; the fit's diagnostics report it. A column counts as constant
-   when max/min < 1 + :data:`CONSTANT_SPREAD`. A law/column with no rule is refused with an error
+   is near 0, ``b_D`` and ``c`` remain a ridge in every group; the fit's diagnostics report it. A column
+   counts as constant when max/min < 1 + :data:`CONSTANT_SPREAD`. A law/column with no rule is refused with an error
    naming the parameters, unless the priors come from a published set (``prior=SET``): then the fit
    proceeds, warns, and records which parameters only the prior identifies.
 2. **Shared dense runs** (``routing`` law with ``group``): the dense runs (E = 1) belong to every router,
