@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 
 import bayesmoe
+from bayesmoe.config import float64
 from bayesmoe.errors import BayesMoeError
 from bayesmoe.laws import get_law
+from bayesmoe.laws._ehat import e_hat as e_hat_of
 from bayesmoe.model import identifiability as ident
 from bayesmoe.runs.datasets import load
 
@@ -26,19 +28,43 @@ def test_clark_tokens_are_constant_for_the_joint_law_only():
     assert ident.constant_columns(get_law("chinchilla"), load("gadre2024_overtraining")) == {}
 
 
+def _fixed_tokens_values(theta, d0):
+    """The reduced joint law's parameters at D = D0 from the full law's (the module doc's mapping)."""
+    e_start = get_law("joint").constants["E_start"]
+    b_d, omega_d = theta["b"] * d0 ** theta["beta"], theta["omega"] + theta["zeta"] * np.log(d0)
+    small = {k: v for k, v in theta.items() if k not in ("b", "beta", "omega", "zeta", "c")}
+    return small | {"c_D": theta["c"] + b_d * e_start**omega_d, "s_D": b_d * omega_d * e_start**omega_d,
+                    "omega_D": omega_d}
+
+
 def test_reduced_joint_law_is_the_full_law_at_fixed_d():
-    """b Ê^omega D0^(beta + zeta ln Ê) = b_D Ê^omega_D with b_D = b D0^beta, omega_D = omega + zeta ln D0."""
+    """b Ê^omega D0^(beta + zeta ln Ê) + c = c_D + s_D ((Ê/E_start)^omega_D - 1) / omega_D."""
     runs = load("clark2022_routing")
     d0 = 1.305e11
     full = get_law("joint")
     reduced = ident.reduce_law(full, "tokens", d0)
-    assert set(reduced.param_names) == {"a", "alpha", "c", "delta", "gamma", "b_D", "omega_D"}
+    assert set(reduced.param_names) == {"a", "alpha", "c_D", "delta", "gamma", "s_D", "omega_D"}
     theta = dict(full.coefficient_set("joint:ludziejewski2025").values)
-    small = {k: v for k, v in theta.items() if k not in ("b", "beta", "omega", "zeta")}
-    small["b_D"] = theta["b"] * d0 ** theta["beta"]
-    small["omega_D"] = theta["omega"] + theta["zeta"] * np.log(d0)
     at_d0 = runs.assign(tokens=d0)
-    assert np.allclose(_mean(reduced, small, runs), _mean(full, theta, at_d0), rtol=1e-12)
+    assert np.allclose(_mean(reduced, _fixed_tokens_values(theta, d0), runs), _mean(full, theta, at_d0), rtol=1e-12)
+
+
+@float64  # as a fit evaluates the law
+def test_fixed_tokens_floor_is_continuous_where_it_stops_curving():
+    """omega_D -> 0: the Box-Cox floor tends to c_D + s_D ln(Ê/E_start), with no jump at the series switch."""
+    runs = load("clark2022_routing")
+    reduced = ident.reduce_law(get_law("joint"), "tokens", 1.305e11)
+    theta = {"a": 40.0, "alpha": -0.2, "delta": -0.1, "gamma": 0.0, "c_D": 1.6, "s_D": -0.03}
+    switch = (0.9999999e-4, 1.0000001e-4, -0.9999999e-4, -1.0000001e-4)  # either side of the series switch
+    means = [_mean(reduced, theta | {"omega_D": w}, runs) for w in (0.0, *switch)]
+    assert np.allclose(means[1], means[2], rtol=1e-8) and np.allclose(means[3], means[4], rtol=1e-8)
+    for other in means[1:]:
+        assert np.allclose(other, means[0], rtol=1e-4)
+    law = get_law("joint")
+    e_hat = np.asarray(e_hat_of(runs["n_experts"].to_numpy(float), law.constants["E_start"], law.constants["E_max"]))
+    log_n = np.log(runs["n_active"].to_numpy(float))
+    expected = np.log(40.0 * e_hat**-0.1 * np.exp(-0.2 * log_n) + 1.6 - 0.03 * np.log(e_hat / law.constants["E_start"]))
+    assert np.allclose(means[0], expected, rtol=1e-9)
 
 
 def test_reduced_chinchilla_absorbs_the_data_term():
@@ -82,10 +108,10 @@ def test_joint_fits_clark_through_the_reduced_law_and_reloads(tmp_path):
             fit = bayesmoe.fit(runs, "joint", where=where, chains=2, warmup=300, draws=300, seed=0, progress_bar=False)
     assert fit.meta["law"] == "joint"
     assert fit.meta["reduction"]["constant"]["tokens"] == pytest.approx(1.305e11, rel=0.01)
-    assert "beta" not in fit.law.param_names and "b_D" in fit.law.param_names
+    assert "beta" not in fit.law.param_names and "s_D" in fit.law.param_names
     draws = fit.draws()
-    # the posterior is not the prior: omega_D prior sd ~1.4; the E-dependence of the data term is learnt
-    assert np.std(draws["omega_D"]) < 0.5
+    # the posterior is not the prior (sd 0.05): the floor's dependence on the expert count is learnt
+    assert np.std(draws["s_D"]) < 0.025
     pred = fit.predict(fit.runs)
     obs = fit.runs["loss"].to_numpy()
     assert 1 - np.mean((pred["q50"] - obs) ** 2) / np.var(obs) > 0.95
@@ -95,19 +121,26 @@ def test_joint_fits_clark_through_the_reduced_law_and_reloads(tmp_path):
     assert np.allclose(again.predict(fit.runs, seed=1)["q50"], fit.predict(fit.runs, seed=1)["q50"])
 
 
-def test_fixed_tokens_joint_law_shares_its_irreducible_loss_across_groups():
-    """At D = D0 the dense group's b_D and c are both constant offsets: pooled per group, only their sum is
-    identified. The reduced law shares c (the text's irreducible loss) and pools a and b_D; pool= overrides."""
+def test_fixed_tokens_joint_law_pools_the_dense_floor_and_shares_its_slope():
+    """At D = D0 a dense group cannot tell b_D from c; the reduced law pools the floor c_D they sum to (with a)
+    and shares the floor's slope s_D, which dense runs do not see."""
     from bayesmoe.model.specify import specify
 
     runs = load("clark2022_routing")
-    with pytest.warns(ident.IdentifiabilityWarning, match="c shared by every group"):
+    with pytest.warns(ident.IdentifiabilityWarning, match="tokens is constant"):
         spec = specify(get_law("joint"), runs, group="group").spec
-    assert spec.pooled == ("a", "b_D")
-    assert spec.law.param("c").role == "shared" and spec.law.param("b_D").role == "level"
-    with pytest.warns(ident.IdentifiabilityWarning):
-        assert "c" in specify(get_law("joint"), runs, group="group", pool=("c",)).spec.pooled
+    assert spec.pooled == ("a", "c_D")
     varying = pd.DataFrame({"n_active": [1e8, 2e8, 4e8, 1e8], "tokens": [1e9, 1e10, 1e11, 1e10],
                             "n_experts": [1, 8, 8, 1], "group": ["x", "x", "y", "y"], "loss": [3.0, 2.6, 2.4, 2.9]})
     assert specify(get_law("joint"), varying, group="group").spec.pooled == ("a", "b", "c")
 
+
+def test_fixed_tokens_and_one_expert_count_leave_a_constant_floor():
+    frame = pd.DataFrame({"n_active": [1e7, 1e8, 1e9], "tokens": 2e10, "n_experts": 1, "loss": [3.4, 2.9, 2.6]})
+    with pytest.warns(ident.IdentifiabilityWarning):
+        law, _, record = ident.prepare(get_law("joint"), frame)
+    assert set(record["constant"]) == {"tokens", "n_experts"}
+    assert set(law.param_names) == {"a", "alpha", "c_D"}
+    theta = {"a": 40.0, "alpha": -0.2, "c_D": 1.7}
+    expected = np.log(40.0 * frame["n_active"].to_numpy() ** -0.2 + 1.7)
+    assert np.allclose(_mean(law, theta, frame), expected, rtol=1e-9)

@@ -42,9 +42,7 @@ class Param:
         loc, sd: Normal prior on the latent scale.
         low, high: optional truncation of the latent prior.
         role: ``"level"`` terms (coefficients, irreducible loss) are pooled across groups by default;
-            ``"exponent"`` terms are shared unless pooling is requested; ``"shared"`` marks a level term
-            that a reduction took out of the default pooling, because per-group values of it would not be
-            identified (:mod:`bayesmoe.model.identifiability`).
+            ``"exponent"`` terms are shared unless pooling is requested.
         sample_scale: ``"latent"`` (the sampler works on the latent scale), or ``"natural"`` for a
             log-scale level that enters the loss additively, such as the irreducible loss: when the
             data determine its log well, the sampler works on the value itself, softly kept positive
@@ -59,7 +57,7 @@ class Param:
     sd: float
     low: float | None = None
     high: float | None = None
-    role: Literal["level", "exponent", "shared"] = "exponent"
+    role: Literal["level", "exponent"] = "exponent"
     sample_scale: Literal["latent", "natural"] = "latent"
     doc: str = ""
 
@@ -119,8 +117,8 @@ class Law:
     notes: str = ""
     #: rules for runs in which one covariate column is constant, applied by
     #: :func:`bayesmoe.model.identifiability.reduce_law`: column -> ``rule(value)`` returning
-    #: ``{"fix": {param: natural value}, "rename": {param: (new name, doc, (latent loc, sd) or None)}}`` and
-    #: optionally ``"share": (param, ...)``, level terms no longer pooled by default (role ``"shared"``).
+    #: ``{"fix": {param: natural value}, "rename": {param: (new name, doc, (latent loc, sd) or None)}}``, and
+    #: optionally ``"replace": {param: Param}`` with ``"log_loss"``: the reduced law's own mean function.
     reductions: Mapping[str, Callable[[float], dict]] = field(default_factory=dict)
     #: covariate columns the law's terms read, checked for being constant (empty: ``required_columns``).
     term_columns: tuple[str, ...] = ()

@@ -20,6 +20,22 @@ The interactions multiply ln Ê ln N (up to about 4 x 22): an sd of 0.05 alone s
 omega and zeta are centred near the published fit (0.553, -0.0259), on the ridge it lies on: omega + zeta
 ln D, the data term's change with ln Ê at D ~ 3e10, has prior mean about 0. 150 runs hardly identify the
 ridge, so a prior centred at (0, 0) pulls a fit of Ludziejewski-like data off it.
+
+**Fixed training length** (every run at one D0, e.g. Clark et al.'s): the data term and c form a floor that
+depends on Ê alone, ``F(Ê) = b_D Ê^omega_D + c`` with ``b_D = b D0^beta``, ``omega_D = omega + zeta ln D0``.
+Sampled as such, it has two ridges: within a group of one expert count (dense runs) only ``b_D + c`` is
+fitted, and wherever the floor hardly changes with Ê (``omega_D`` near 0) ``b_D`` trades against ``c``; on
+Clark et al.'s runs NUTS did not cross them (R-hat up to 1.9, every transition at the maximum tree depth).
+The reduced law (:func:`fixed_tokens_log_loss`) writes the same floor by what the runs identify:
+
+    F(Ê) = c_D + s_D ((Ê/E_start)^omega_D - 1) / omega_D        (-> c_D + s_D ln(Ê/E_start) as omega_D -> 0)
+    c_D = c + b_D E_start^omega_D   (the floor of a dense run, nats; a level term, pooled by --group)
+    s_D = b_D omega_D E_start^omega_D   (the floor's slope in ln Ê at the dense point, nats; shared)
+
+with priors ``log c_D ~ Normal(log 1.5, 0.5)`` (sampled on the natural scale), ``s_D ~ Normal(0, 0.05)``
+(Ludziejewski et al.'s Table 3 at D0 = 1.3e11 gives -0.039; one sd moves the floor by 0.25 nats across
+Ê from E_start to E_max), ``omega_D ~ Normal(0, 0.5)`` (Table 3: -0.11). The floor is kept positive
+smoothly (:data:`FLOOR_SOFTNESS`); the Box-Cox form has no parameter that the runs leave to a ridge.
 """
 import jax.numpy as jnp
 import numpy as np
@@ -48,23 +64,64 @@ def _log_loss(t, x):
     )
 
 
+#: The floor F is kept positive as FLOOR_SOFTNESS * softplus(F / FLOOR_SOFTNESS) (nats): F itself wherever
+#: F >> 0.001 nats, so only draws whose floor would reach 0 are affected.
+FLOOR_SOFTNESS = 1e-3
+#: |omega_D| below which the Box-Cox term uses its second-order expansion (float64 cancellation).
+_BOX_COX_SMALL = 1e-4
+
+
+def _parameter_term(t, log_e, log_n):
+    return jnp.log(t["a"]) + t["delta"] * log_e + (t["alpha"] + t["gamma"] * log_e) * log_n
+
+
+def _log_loss(t, x):
+    log_e = jnp.log(e_hat(x["E"], t["E_start"], t["E_max"]))
+    return logsumexp(
+        _parameter_term(t, log_e, x["log_N"]),
+        jnp.log(t["b"]) + t["omega"] * log_e + (t["beta"] + t["zeta"] * log_e) * x["log_D"],
+        jnp.log(t["c"]),
+    )
+
+
+def fixed_tokens_log_loss(t, x):
+    """Log loss of the joint law at a fixed training length, floor in its Box-Cox form (module doc).
+
+    Args:
+        t: natural parameters a, alpha, delta, gamma, c_D (nats), s_D (nats), omega_D and the constants
+            E_start, E_max; arrays that broadcast (e.g. (S, 1) per posterior draw).
+        x: covariates ``log_N`` and ``E``, shape (n,).
+    """
+    log_e = jnp.log(e_hat(x["E"], t["E_start"], t["E_max"]))
+    u, w = log_e - jnp.log(t["E_start"]), t["omega_D"]
+    small = jnp.abs(w) < _BOX_COX_SMALL
+    safe = jnp.where(small, 1.0, w)
+    box_cox = jnp.where(small, u + 0.5 * w * u**2, jnp.expm1(safe * u) / safe)
+    floor = t["c_D"] + t["s_D"] * box_cox
+    log_floor = jnp.log(FLOOR_SOFTNESS * jnp.logaddexp(0.0, floor / FLOOR_SOFTNESS))
+    return logsumexp(_parameter_term(t, log_e, x["log_N"]), log_floor)
+
+
 def _tokens_constant(d0):
-    ln = np.log(d0)
-    # At D = D0, b_D Ehat^omega_D and c are both constant within a group of one expert count (e.g. dense runs):
-    # pooled per group, only their sum would be identified there. c, the text's irreducible loss, is shared.
+    at = f"at the fixed D0 = {d0:.4g}"
     return {
         "fix": {"beta": 0.0, "zeta": 0.0},
-        "share": ("c",),
-        "rename": {
-            "b": ("b_D", f"b D0^beta: data-term coefficient at the fixed D0 = {d0:.4g}", (3.5 - 0.2 * ln, 3.0)),
-            "omega": ("omega_D", f"omega + zeta ln D0: Ehat exponent of the data term at D0 = {d0:.4g}",
-                      (0.0, float(np.hypot(0.5, 0.05 * ln)))),
+        "rename": {},
+        "replace": {
+            "c": Param("c_D", "log", float(np.log(1.5)), 0.5, role="level", sample_scale="natural",
+                       doc=f"loss floor of a dense run {at}: c + b D0^beta E_start^omega_D (nats)"),
+            "b": Param("s_D", "linear", 0.0, 0.05,
+                       doc=f"slope of the floor in ln(Ehat / E_start) at the dense point {at} (nats)"),
+            "omega": Param("omega_D", "linear", 0.0, 0.5,
+                           doc=f"omega + zeta ln D0: curvature (Box-Cox exponent) of the floor in Ehat {at}"),
         },
+        "log_loss": fixed_tokens_log_loss,
     }
 
 
 def _n_experts_constant(e0):
-    return {"fix": {"delta": 0.0, "gamma": 0.0, "omega": 0.0, "zeta": 0.0}, "rename": {}}
+    # the fixed-D floor's s_D and omega_D too: with one expert count the floor is c_D alone
+    return {"fix": {"delta": 0.0, "gamma": 0.0, "omega": 0.0, "zeta": 0.0, "s_D": 0.0, "omega_D": 0.0}, "rename": {}}
 
 
 #: Rules for runs in which one column is constant (``Law.reductions``): the parameters fixed and the ones

@@ -8,12 +8,9 @@ metadata (``meta["reduction"]``) and rebuilt by :func:`law_from_meta` when a fit
    (``Law.reductions``, column -> rule); a rule fixes the parameters that
    become unidentifiable and renames the ones that absorb the constant, e.g. for the joint law with
    D = D0:  ``b Ê^omega D0^(beta + zeta ln Ê) = b_D Ê^omega_D`` with ``b_D = b D0^beta``,
-   ``omega_D = omega + zeta ln D0`` (beta = zeta = 0 in the reduced law). A rule may also *share* a level
-   term that pooling could no longer identify per group: at D = D0 the joint law's ``b_D Ê^omega_D`` and
-   ``c`` are both constant offsets in any group whose runs share one expert count (Clark's dense runs), so
-   per-group values of both lie on a ridge (only their sum is fitted); the reduced law shares ``c``, the
-   irreducible loss of the common text, and pools ``b_D`` (``pool=("c",)`` still pools it). Where ``omega_D``
-   is near 0, ``b_D`` and ``c`` remain a ridge in every group; the fit's diagnostics report it. A column
+   ``omega_D = omega + zeta ln D0`` (beta = zeta = 0 in the reduced law). A rule may instead *replace*
+   parameters and give the reduced law its own mean (``"replace"``, ``"log_loss"``), when renaming would
+   leave a ridge: the joint law at D = D0 (:func:`bayesmoe.laws.joint.fixed_tokens_log_loss`). A column
    counts as constant when max/min < 1 + :data:`CONSTANT_SPREAD`. A law/column with no rule is refused with an error
    naming the parameters, unless the priors come from a published set (``prior=SET``): then the fit
    proceeds, warns, and records which parameters only the prior identifies.
@@ -67,30 +64,31 @@ def constant_columns(law: Law, frame: pd.DataFrame) -> dict[str, float]:
 def reduce_law(law: Law, column: str, value: float) -> Law:
     """``law`` with the terms in constant ``column`` (= ``value``) absorbed (see module doc)."""
     rule = law.reductions[column](value)
-    share = tuple(rule.get("share", ()))
     params = []
     for p in law.params:
         if p.name in rule["fix"]:
             continue
-        if p.name in share:
-            p = replace(p, role="shared")
-        if p.name in rule["rename"]:
+        if p.name in rule.get("replace", {}):
+            p = rule["replace"][p.name]
+        elif p.name in rule["rename"]:
             new, doc, prior = rule["rename"][p.name]
             loc, sd = prior if prior is not None else (p.loc, p.sd)
             p = replace(p, name=new, doc=doc, loc=float(loc), sd=float(sd))
         params.append(p)
     back = {new: old for old, (new, _, _) in rule["rename"].items()}
     fixed = dict(rule["fix"])
-    base = law
+    base, own_mean = law, rule.get("log_loss")
 
     def log_loss(theta, x):
+        if own_mean is not None:
+            return own_mean({**theta, **fixed}, x)
         full = {back.get(k, k): v for k, v in theta.items()}
         return base.log_loss({**full, **fixed}, x)
 
     note = (
         f"{column} is constant ({value:.4g}) in the runs: fixed {', '.join(f'{k} = {v:g}' for k, v in fixed.items())}"
         + (f"; {', '.join(f'{old} -> {new}' for old, (new, _, _) in rule['rename'].items())}" if rule["rename"] else "")
-        + (f"; {', '.join(share)} shared by every group, not pooled" if share else "")
+        + (f"; {', '.join(f'{old} -> {p.name}' for old, p in rule['replace'].items())}" if rule.get("replace") else "")
     )
     return Law(
         name=law.name, title=f"{law.title} [{column} = {value:.4g}]", citation=law.citation, formula=law.formula,
