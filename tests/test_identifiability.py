@@ -30,41 +30,48 @@ def test_clark_tokens_are_constant_for_the_joint_law_only():
 
 def _fixed_tokens_values(theta, d0):
     """The reduced joint law's parameters at D = D0 from the full law's (the module doc's mapping)."""
-    e_start = get_law("joint").constants["E_start"]
+    constants = get_law("joint").constants
     b_d, omega_d = theta["b"] * d0 ** theta["beta"], theta["omega"] + theta["zeta"] * np.log(d0)
+    dense, saturated = (theta["c"] + b_d * constants[e] ** omega_d for e in ("E_start", "E_max"))
     small = {k: v for k, v in theta.items() if k not in ("b", "beta", "omega", "zeta", "c")}
-    return small | {"c_D": theta["c"] + b_d * e_start**omega_d, "s_D": b_d * omega_d * e_start**omega_d,
-                    "omega_D": omega_d}
+    return small | {"c_D": dense, "r_D": saturated / dense, "omega_D": omega_d}
 
 
 def test_reduced_joint_law_is_the_full_law_at_fixed_d():
-    """b Ê^omega D0^(beta + zeta ln Ê) + c = c_D + s_D ((Ê/E_start)^omega_D - 1) / omega_D."""
+    """b Ê^omega D0^(beta + zeta ln Ê) + c = c_D (1 + (r_D - 1) B(u)), for the published set and for a set
+    whose data term grows with Ê (omega_D > 0)."""
     runs = load("clark2022_routing")
     d0 = 1.305e11
     full = get_law("joint")
     reduced = ident.reduce_law(full, "tokens", d0)
-    assert set(reduced.param_names) == {"a", "alpha", "c_D", "delta", "gamma", "s_D", "omega_D"}
-    theta = dict(full.coefficient_set("joint:ludziejewski2025").values)
+    assert set(reduced.param_names) == {"a", "alpha", "c_D", "delta", "gamma", "r_D", "omega_D"}
     at_d0 = runs.assign(tokens=d0)
-    assert np.allclose(_mean(reduced, _fixed_tokens_values(theta, d0), runs), _mean(full, theta, at_d0), rtol=1e-12)
+    published = dict(full.coefficient_set("joint:ludziejewski2025").values)
+    for theta in (published, published | {"omega": 0.9, "b": 3.0}):
+        reduced_theta = _fixed_tokens_values(theta, d0)
+        assert np.allclose(_mean(reduced, reduced_theta, runs), _mean(full, theta, at_d0), rtol=1e-12)
+    assert _fixed_tokens_values(published, d0)["r_D"] == pytest.approx(0.914, abs=0.002)
 
 
 @float64  # as a fit evaluates the law
 def test_fixed_tokens_floor_is_continuous_where_it_stops_curving():
-    """omega_D -> 0: the Box-Cox floor tends to c_D + s_D ln(Ê/E_start), with no jump at the series switch."""
+    """omega_D -> 0: the floor tends to c_D (1 + (r_D - 1) ln(Ê/E_start) / ln(E_max/E_start)), with no jump
+    where the shape switches to its expansion."""
     runs = load("clark2022_routing")
     reduced = ident.reduce_law(get_law("joint"), "tokens", 1.305e11)
-    theta = {"a": 40.0, "alpha": -0.2, "delta": -0.1, "gamma": 0.0, "c_D": 1.6, "s_D": -0.03}
-    switch = (0.9999999e-4, 1.0000001e-4, -0.9999999e-4, -1.0000001e-4)  # either side of the series switch
-    means = [_mean(reduced, theta | {"omega_D": w}, runs) for w in (0.0, *switch)]
-    assert np.allclose(means[1], means[2], rtol=1e-8) and np.allclose(means[3], means[4], rtol=1e-8)
+    theta = {"a": 40.0, "alpha": -0.2, "delta": -0.1, "gamma": 0.0, "c_D": 1.6, "r_D": 0.9}
+    switch = 1e-6 / np.log(290.4521 / 2.0732)  # |omega_D u_max| = 1e-6
+    omegas = (0.0, switch * (1 - 1e-6), switch * (1 + 1e-6), -switch * (1 - 1e-6), -switch * (1 + 1e-6))
+    means = [_mean(reduced, theta | {"omega_D": w}, runs) for w in omegas]
+    assert np.allclose(means[1], means[2], rtol=1e-12) and np.allclose(means[3], means[4], rtol=1e-12)
     for other in means[1:]:
-        assert np.allclose(other, means[0], rtol=1e-4)
+        assert np.allclose(other, means[0], rtol=1e-6)
     law = get_law("joint")
-    e_hat = np.asarray(e_hat_of(runs["n_experts"].to_numpy(float), law.constants["E_start"], law.constants["E_max"]))
+    start, top = law.constants["E_start"], law.constants["E_max"]
+    e_hat = np.asarray(e_hat_of(runs["n_experts"].to_numpy(float), start, top))
     log_n = np.log(runs["n_active"].to_numpy(float))
-    expected = np.log(40.0 * e_hat**-0.1 * np.exp(-0.2 * log_n) + 1.6 - 0.03 * np.log(e_hat / law.constants["E_start"]))
-    assert np.allclose(means[0], expected, rtol=1e-9)
+    floor = 1.6 * (1 - 0.1 * np.log(e_hat / start) / np.log(top / start))
+    assert np.allclose(means[0], np.log(40.0 * e_hat**-0.1 * np.exp(-0.2 * log_n) + floor), rtol=1e-12)
 
 
 def test_reduced_chinchilla_absorbs_the_data_term():
@@ -108,11 +115,11 @@ def test_joint_fits_clark_through_the_reduced_law_and_reloads(tmp_path):
             fit = bayesmoe.fit(runs, "joint", where=where, chains=2, warmup=300, draws=300, seed=0, progress_bar=False)
     assert fit.meta["law"] == "joint"
     assert fit.meta["reduction"]["constant"]["tokens"] == pytest.approx(1.305e11, rel=0.01)
-    assert "beta" not in fit.law.param_names and "s_D" in fit.law.param_names
+    assert "beta" not in fit.law.param_names and "r_D" in fit.law.param_names
     draws = fit.draws()
-    # the posterior is not the prior, Normal(0, 0.05): the floor's dependence on the expert count is learnt
-    slope = draws["s_D"]
-    assert np.std(slope) < 0.05 and abs(np.mean(slope)) > 2 * np.std(slope)
+    # the posterior is not the prior, log r_D ~ Normal(0, 0.15): the floor's dependence on Ê is learnt
+    log_ratio = np.log(draws["r_D"])
+    assert np.std(log_ratio) < 0.15 and abs(np.mean(log_ratio)) > 2 * np.std(log_ratio)
     pred = fit.predict(fit.runs)
     obs = fit.runs["loss"].to_numpy()
     assert 1 - np.mean((pred["q50"] - obs) ** 2) / np.var(obs) > 0.95
@@ -124,7 +131,7 @@ def test_joint_fits_clark_through_the_reduced_law_and_reloads(tmp_path):
 
 def test_fixed_tokens_joint_law_pools_the_dense_floor_and_shares_its_slope():
     """At D = D0 a dense group cannot tell b_D from c; the reduced law pools the floor c_D they sum to (with a)
-    and shares the floor's slope s_D, which dense runs do not see."""
+    and shares the floor's shape (r_D, omega_D), which dense runs do not see."""
     from bayesmoe.model.specify import specify
 
     runs = load("clark2022_routing")

@@ -26,22 +26,23 @@ depends on Ê alone, ``F(Ê) = b_D Ê^omega_D + c`` with ``b_D = b D0^beta``, ``
 Sampled as such, it has two ridges: within a group of one expert count (dense runs) only ``b_D + c`` is
 fitted, and wherever the floor hardly changes with Ê (``omega_D`` near 0) ``b_D`` trades against ``c``; on
 Clark et al.'s runs NUTS did not cross them (R-hat up to 1.9, every transition at the maximum tree depth).
-The reduced law (:func:`fixed_tokens_log_loss`) writes the same floor by what the runs identify:
+The reduced law (:func:`fixed_tokens_log_loss`) writes the same floor by its two ends and its curvature:
 
-    F(Ê) = c_D + s_D ((Ê/E_start)^omega_D - 1) / omega_D        (-> c_D + s_D ln(Ê/E_start) as omega_D -> 0)
+    F(Ê) = c_D (1 + (r_D - 1) B(u)),  u = ln(Ê / E_start),  u_max = ln(E_max / E_start)
+    B(u) = (exp(omega_D u) - 1) / (exp(omega_D u_max) - 1)      (-> u / u_max as omega_D -> 0; 0 <= B <= 1)
     c_D = c + b_D E_start^omega_D   (the floor of a dense run, nats; a level term, pooled by --group)
-    s_D = b_D omega_D E_start^omega_D   (the floor's slope in ln Ê at the dense point, nats; shared)
+    r_D = (c + b_D E_max^omega_D) / c_D   (the floor where Ê saturates, relative to a dense run's; shared)
 
-with priors ``log c_D ~ Normal(log 1.5, 0.5)`` (sampled on the natural scale), ``s_D ~ Normal(0, 0.05)``
-(Ludziejewski et al.'s Table 3 at D0 = 1.3e11 gives -0.039; one sd moves the floor by 0.25 nats across
-Ê from E_start to E_max), ``omega_D ~ Normal(0, 0.5)`` (Table 3: -0.11). The floor is kept positive
-smoothly (:data:`FLOOR_SOFTNESS`); the Box-Cox form has no parameter that the runs leave to a ridge.
+Every c_D > 0, r_D > 0 gives a positive floor, monotone in Ê like the law's. Priors: ``log c_D ~
+Normal(log 1.5, 0.5)`` (sampled on the natural scale), ``log r_D ~ Normal(0, 0.15)`` (Ludziejewski et al.'s
+Table 3 at D0 = 1.3e11 gives r_D = 0.91), ``omega_D ~ Normal(0, 0.5)`` (Table 3: -0.11). A dense group sees
+only c_D; where r_D is near 1 the runs leave omega_D to its prior, which then moves no prediction.
 """
 import jax.numpy as jnp
 import numpy as np
 
 from ._ehat import e_hat
-from .base import Law, Param, column, logsumexp
+from .base import Array, Law, Param, column, logsumexp
 
 
 def _covariates(frame):
@@ -55,20 +56,8 @@ def _covariates(frame):
     }
 
 
-def _log_loss(t, x):
-    log_e = jnp.log(e_hat(x["E"], t["E_start"], t["E_max"]))
-    return logsumexp(
-        jnp.log(t["a"]) + t["delta"] * log_e + (t["alpha"] + t["gamma"] * log_e) * x["log_N"],
-        jnp.log(t["b"]) + t["omega"] * log_e + (t["beta"] + t["zeta"] * log_e) * x["log_D"],
-        jnp.log(t["c"]),
-    )
-
-
-#: The floor F is kept positive as FLOOR_SOFTNESS * softplus(F / FLOOR_SOFTNESS) (nats): F itself wherever
-#: F >> 0.001 nats, so only draws whose floor would reach 0 are affected.
-FLOOR_SOFTNESS = 1e-3
-#: |omega_D| below which the Box-Cox term uses its second-order expansion (float64 cancellation).
-_BOX_COX_SMALL = 1e-4
+#: |omega_D u_max| below which B(u) uses its first-order expansion (the exact ratio is 0/0 at omega_D = 0).
+_SMALL_CURVATURE = 1e-6
 
 
 def _parameter_term(t, log_e, log_n):
@@ -84,21 +73,30 @@ def _log_loss(t, x):
     )
 
 
-def fixed_tokens_log_loss(t, x):
-    """Log loss of the joint law at a fixed training length, floor in its Box-Cox form (module doc).
+def floor_shape(u: Array, u_max: Array, omega: Array) -> Array:
+    """B(u) = (exp(omega u) - 1) / (exp(omega u_max) - 1): 0 at a dense run (u = 0), 1 where Ê saturates.
 
     Args:
-        t: natural parameters a, alpha, delta, gamma, c_D (nats), s_D (nats), omega_D and the constants
-            E_start, E_max; arrays that broadcast (e.g. (S, 1) per posterior draw).
+        u: ln(Ê / E_start), shape (n,); u_max: ln(E_max / E_start); omega: curvature, e.g. (S, 1) per draw.
+    """
+    small = jnp.abs(omega * u_max) < _SMALL_CURVATURE
+    safe = jnp.where(small, 1.0, omega)
+    exact = jnp.expm1(safe * u) / jnp.expm1(safe * u_max)
+    return jnp.where(small, u / u_max * (1.0 + 0.5 * omega * (u - u_max)), exact)
+
+
+def fixed_tokens_log_loss(t, x):
+    """Log loss of the joint law at a fixed training length, its floor written by its ends (module doc).
+
+    Args:
+        t: natural parameters a, alpha, delta, gamma, c_D (nats), r_D, omega_D and the constants E_start,
+            E_max; arrays that broadcast (e.g. (S, 1) per posterior draw).
         x: covariates ``log_N`` and ``E``, shape (n,).
     """
     log_e = jnp.log(e_hat(x["E"], t["E_start"], t["E_max"]))
-    u, w = log_e - jnp.log(t["E_start"]), t["omega_D"]
-    small = jnp.abs(w) < _BOX_COX_SMALL
-    safe = jnp.where(small, 1.0, w)
-    box_cox = jnp.where(small, u + 0.5 * w * u**2, jnp.expm1(safe * u) / safe)
-    floor = t["c_D"] + t["s_D"] * box_cox
-    log_floor = jnp.log(FLOOR_SOFTNESS * jnp.logaddexp(0.0, floor / FLOOR_SOFTNESS))
+    log_start = jnp.log(t["E_start"])
+    shape = floor_shape(log_e - log_start, jnp.log(t["E_max"]) - log_start, t["omega_D"])
+    log_floor = jnp.log(t["c_D"]) + jnp.log1p((t["r_D"] - 1.0) * shape)
     return logsumexp(_parameter_term(t, log_e, x["log_N"]), log_floor)
 
 
@@ -110,18 +108,18 @@ def _tokens_constant(d0):
         "replace": {
             "c": Param("c_D", "log", float(np.log(1.5)), 0.5, role="level", sample_scale="natural",
                        doc=f"loss floor of a dense run {at}: c + b D0^beta E_start^omega_D (nats)"),
-            "b": Param("s_D", "linear", 0.0, 0.05,
-                       doc=f"slope of the floor in ln(Ehat / E_start) at the dense point {at} (nats)"),
+            "b": Param("r_D", "log", 0.0, 0.15,
+                       doc=f"floor where Ehat saturates (E_max), relative to a dense run's {at}"),
             "omega": Param("omega_D", "linear", 0.0, 0.5,
-                           doc=f"omega + zeta ln D0: curvature (Box-Cox exponent) of the floor in Ehat {at}"),
+                           doc=f"omega + zeta ln D0: curvature of the floor in ln Ehat {at}"),
         },
         "log_loss": fixed_tokens_log_loss,
     }
 
 
 def _n_experts_constant(e0):
-    # the fixed-D floor's s_D and omega_D too: with one expert count the floor is c_D alone
-    return {"fix": {"delta": 0.0, "gamma": 0.0, "omega": 0.0, "zeta": 0.0, "s_D": 0.0, "omega_D": 0.0}, "rename": {}}
+    # the fixed-D floor's r_D and omega_D too: with one expert count the floor is c_D alone
+    return {"fix": {"delta": 0.0, "gamma": 0.0, "omega": 0.0, "zeta": 0.0, "r_D": 1.0, "omega_D": 0.0}, "rename": {}}
 
 
 #: Rules for runs in which one column is constant (``Law.reductions``): the parameters fixed and the ones
