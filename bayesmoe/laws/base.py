@@ -118,7 +118,8 @@ class Law:
     #: rules for runs in which one covariate column is constant, applied by
     #: :func:`bayesmoe.model.identifiability.reduce_law`: column -> ``rule(value)`` returning
     #: ``{"fix": {param: natural value}, "rename": {param: (new name, doc, (latent loc, sd) or None)}}``, and
-    #: optionally ``"replace": {param: Param}`` with ``"log_loss"``: the reduced law's own mean function.
+    #: optionally ``"replace": {param: Param}`` with ``"log_loss"`` (the reduced law's own mean function) and
+    #: ``"formula"``.
     reductions: Mapping[str, Callable[[float], dict]] = field(default_factory=dict)
     #: covariate columns the law's terms read, checked for being constant (empty: ``required_columns``).
     term_columns: tuple[str, ...] = ()

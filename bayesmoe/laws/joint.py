@@ -114,6 +114,8 @@ def _tokens_constant(d0):
                            doc=f"omega + zeta ln D0: curvature of the floor in ln Ehat {at}"),
         },
         "log_loss": fixed_tokens_log_loss,
+        "formula": "L = a Ehat^delta N^(alpha + gamma ln Ehat) + c_D (1 + (r_D - 1) B(u)); u = ln(Ehat / E_start), "
+                   "B(u) = (exp(omega_D u) - 1) / (exp(omega_D u_max) - 1), u_max = ln(E_max / E_start)",
     }
 
 

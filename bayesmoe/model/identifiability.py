@@ -6,12 +6,12 @@ metadata (``meta["reduction"]``) and rebuilt by :func:`law_from_meta` when a fit
 1. **Constant covariate** (e.g. D in Clark et al.'s runs, where every run saw ~1.305e11 tokens): the
    terms in that covariate collapse into terms that do not need it. Each law declares its rules
    (``Law.reductions``, column -> rule); a rule fixes the parameters that
-   become unidentifiable and renames the ones that absorb the constant, e.g. for the joint law with
-   D = D0:  ``b Ê^omega D0^(beta + zeta ln Ê) = b_D Ê^omega_D`` with ``b_D = b D0^beta``,
-   ``omega_D = omega + zeta ln D0`` (beta = zeta = 0 in the reduced law). A rule may instead *replace*
-   parameters and give the reduced law its own mean (``"replace"``, ``"log_loss"``), when renaming would
-   leave a ridge: the joint law at D = D0 (:func:`bayesmoe.laws.joint.fixed_tokens_log_loss`). A column
-   counts as constant when max/min < 1 + :data:`CONSTANT_SPREAD`. A law/column with no rule is refused with an error
+   become unidentifiable and renames the ones that absorb the constant, e.g. for the Chinchilla law with
+   D = D0: ``E + B / D0^beta = E_D`` (B = beta = 0 in the reduced law). Where renaming would leave a ridge,
+   a rule *replaces* parameters and gives the reduced law its own mean (``"replace"``, ``"log_loss"``): the
+   joint law at D = D0 writes its floor ``b D0^beta Ê^omega_D + c`` by its two ends
+   (:func:`bayesmoe.laws.joint.fixed_tokens_log_loss`). A column counts as constant when max/min
+   < 1 + :data:`CONSTANT_SPREAD`. A law/column with no rule is refused with an error
    naming the parameters, unless the priors come from a published set (``prior=SET``): then the fit
    proceeds, warns, and records which parameters only the prior identifies.
 2. **Shared dense runs** (``routing`` law with ``group``): the dense runs (E = 1) belong to every router,
@@ -91,7 +91,8 @@ def reduce_law(law: Law, column: str, value: float) -> Law:
         + (f"; {', '.join(f'{old} -> {p.name}' for old, p in rule['replace'].items())}" if rule.get("replace") else "")
     )
     return Law(
-        name=law.name, title=f"{law.title} [{column} = {value:.4g}]", citation=law.citation, formula=law.formula,
+        name=law.name, title=f"{law.title} [{column} = {value:.4g}]", citation=law.citation,
+        formula=rule.get("formula", law.formula),
         n_counts=law.n_counts, params=tuple(params), required_columns=law.required_columns,
         covariates=law.covariates, log_loss=log_loss, constants={**law.constants, **fixed},
         reductions=law.reductions, term_columns=law.term_columns,
