@@ -129,7 +129,7 @@ def test_joint_fits_clark_through_the_reduced_law_and_reloads(tmp_path):
     assert np.allclose(again.predict(fit.runs, seed=1)["q50"], fit.predict(fit.runs, seed=1)["q50"])
 
 
-def test_fixed_tokens_joint_law_pools_the_dense_floor_and_shares_its_slope():
+def test_fixed_tokens_joint_law_pools_the_dense_floor_and_shares_its_shape():
     """At D = D0 a dense group cannot tell b_D from c; the reduced law pools the floor c_D they sum to (with a)
     and shares the floor's shape (r_D, omega_D), which dense runs do not see."""
     from bayesmoe.model.specify import specify
