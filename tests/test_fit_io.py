@@ -55,6 +55,18 @@ def test_load_errors(tmp_path):
         bayesmoe.load_fit(junk)
 
 
+def test_load_refuses_draws_of_another_form_of_the_law(fit, tmp_path):
+    """A file whose draws lack a parameter the law samples today (saved by a version with another form of
+    the law, as the joint law's fixed-D floor before b3f4f84) is refused by name, not with a KeyError."""
+    from bayesmoe.inference import arviz_io
+
+    idata = fit.idata.copy()
+    idata.posterior = idata.posterior.drop_vars("A").rename({"log_A": "log_A_old"})
+    path = arviz_io.save(idata, tmp_path / "old.nc")
+    with pytest.raises(BayesMoeError, match=r"old\.nc': law 'chinchilla' here samples A, which .*refit"):
+        bayesmoe.load_fit(path)
+
+
 def test_predict_without_loss_and_prob_checks(fit, runs):
     out = fit.predict(runs.drop(columns="loss").head(4), prob=0.5)
     assert list(out.columns) == ["run_id", "q25", "q50", "q75", "mean"]

@@ -325,7 +325,18 @@ def _term_noise(term: Discrepancy, frame: pd.DataFrame, seed: int, shape: tuple[
 
 
 def load_fit(path: str | os.PathLike) -> Fit:
-    """Read a fit written by :meth:`Fit.save` / ``bayesmoe fit``."""
+    """Read a fit written by :meth:`Fit.save` / ``bayesmoe fit``.
+
+    Raises:
+        BayesMoeError: the file is not a bayesmoe fit, or its draws lack parameters of the law it names (a fit
+            saved by a version whose form of that law differs, e.g. the joint law at a fixed D before commit b3f4f84).
+    """
     result = Fit(arviz_io.load(path))
+    missing = [name for name in result.law.param_names if name not in result.idata.posterior]
+    if missing:
+        raise BayesMoeError(
+            f"fit file '{path}': law '{result.law.name}' here samples {', '.join(missing)}, which the file's draws "
+            f"lack (it was saved with another form of the law, parameters {', '.join(result.meta.get('priors', {}))}); "
+            "refit the runs with this version")
     result.path = Path(path)
     return result
