@@ -76,7 +76,8 @@ def reduce_law(law: Law, column: str, value: float) -> Law:
             p = replace(p, name=new, doc=doc, loc=float(loc), sd=float(sd))
         params.append(p)
     back = {new: old for old, (new, _, _) in rule["rename"].items()}
-    fixed = dict(rule["fix"])
+    # only what this law samples: a rule may name terms that an earlier reduction already fixed or replaced
+    fixed = {name: value for name, value in rule["fix"].items() if name in law.param_names}
     base, own_mean = law, rule.get("log_loss")
 
     def log_loss(theta, x):
