@@ -150,9 +150,12 @@ def test_mixture_discrepancy_of_identical_members_is_the_members():
 
     rng = np.random.default_rng(0)
     distance = rng.uniform(0, 2, 60)
-    table = pd.DataFrame({"step": 1, "ahead": 1, "run_id": [f"r{i}" for i in range(60)], "score": 0.0,
-                          "error": rng.normal(0, 0.002 + 0.02 * distance), "law_sd": 0.003, "distance": distance})
+    table = pd.DataFrame({"step": np.arange(60) // 10, "ahead": 1, "run_id": [f"r{i}" for i in range(60)],
+                          "score": 0.0, "error": rng.normal(0, 0.002 + 0.02 * distance), "law_sd": 0.003,
+                          "distance": distance})
     term = mixture_discrepancy([table, table], [0.3, 0.7], scale_column="n_active", reference=1e9)
-    assert (term.s0, term.s1) == pytest.approx(learn(table["error"], table["law_sd"], distance), abs=1e-9)
+    alone = learn(table["error"], table["law_sd"], distance, table["step"])
+    assert (term.s0, term.s1, term.t) == pytest.approx(tuple(alone.mean), abs=1e-9)
+    assert np.asarray(term.draws) == pytest.approx(alone.kept, abs=1e-6)
     assert term.s1 > 0.01 and term.reference == 1e9 and term.scale_column == "n_active"
     assert term.max_distance == pytest.approx(distance.max())

@@ -9,6 +9,7 @@ import pytest
 
 import bayesmoe
 from bayesmoe.decide import validate as validation
+from bayesmoe.inference import discrepancy
 from bayesmoe.inference.discrepancy import Discrepancy, learn, past_fitted
 from bayesmoe.report.html import FigureWriter
 from bayesmoe.report.sections import FitView
@@ -29,24 +30,85 @@ def test_continuous_scale_is_cut_into_bins_and_small_top_levels_merge():
     assert level[-1] == level[-2] == level[-3]  # the top (a single run at 1e20) is merged down
 
 
+def chaining_table(seed: int, s0: float, s1: float, t: float, steps: int, runs: int, law_sd: float = 0.003):
+    """Simulated forward-chaining errors: ``steps`` chaining steps of ``runs`` runs each, at distances drawn in
+    0-3 per run, the term's independent part per run and one shift ``t d z`` per step."""
+    rng = np.random.default_rng(seed)
+    step = np.repeat(np.arange(steps), runs)
+    distance = rng.uniform(0, 3, steps * runs)
+    shift = t * distance * rng.standard_normal(steps)[step]
+    sd = np.sqrt(law_sd**2 + (s0 + s1 * distance) ** 2)
+    return pd.DataFrame({"step": step, "ahead": 1, "distance": distance, "law_sd": law_sd,
+                         "error": sd * rng.standard_normal(steps * runs) + shift})
+
+
 def test_learn_recovers_a_known_discrepancy():
-    rng = np.random.default_rng(0)
-    distance = rng.uniform(0, 3, 600)
-    law_sd = np.full(600, 0.003)
-    s0, s1 = 0.004, 0.01
-    errors = rng.normal(0, np.sqrt(law_sd**2 + (s0 + s1 * distance) ** 2))
-    est0, est1 = learn(errors, law_sd, distance)
-    assert est0 == pytest.approx(s0, rel=0.35, abs=0.0015)
-    assert est1 == pytest.approx(s1, rel=0.2)
+    table = chaining_table(0, s0=0.004, s1=0.01, t=0.0, steps=60, runs=10)
+    posterior = learn(table["error"], table["law_sd"], table["distance"], table["step"])
+    est0, est1, est_t = posterior.mean
+    assert est0 == pytest.approx(0.004, rel=0.35, abs=0.0015)
+    assert est1 == pytest.approx(0.01, rel=0.2)
+    assert est_t < 0.003  # no shared shift in these errors
+    assert posterior.kept.shape == (discrepancy.KEPT_DRAWS, 3)
+    assert np.exp(posterior.log_weights).sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_learn_finds_and_recovers_a_shift_shared_within_a_step(seed):
+    table = chaining_table(seed, s0=0.004, s1=0.003, t=0.02, steps=12, runs=15)
+    args = (table["error"], table["law_sd"], table["distance"], table["step"])
+    shared, independent = learn(*args), learn(*args, shared=False)
+    assert shared.log_evidence - independent.log_evidence > 10  # the chaining errors favour the shift
+    assert shared.mean[2] == pytest.approx(0.02, rel=0.3)
+
+
+def test_learn_does_not_claim_a_shift_the_errors_lack():
+    table = chaining_table(3, s0=0.004, s1=0.003, t=0.0, steps=12, runs=15)
+    args = (table["error"], table["law_sd"], table["distance"], table["step"])
+    shared, independent = learn(*args), learn(*args, shared=False)
+    assert shared.log_evidence < independent.log_evidence  # the Occam factor of an unneeded t
+    assert shared.mean[2] < 0.006
 
 
 def test_learn_finds_no_discrepancy_when_the_law_sd_explains_the_errors():
-    rng = np.random.default_rng(1)
-    distance = rng.uniform(0, 3, 400)
-    law_sd = np.full(400, 0.01)
-    est0, est1 = learn(rng.normal(0, law_sd), law_sd, distance)
-    widened = np.sqrt(0.01**2 + (est0 + 3 * est1) ** 2)
+    table = chaining_table(1, s0=0.0, s1=0.0, t=0.0, steps=40, runs=10, law_sd=0.01)
+    est0, est1, est_t = learn(table["error"], table["law_sd"], table["distance"], table["step"]).mean
+    widened = np.sqrt(0.01**2 + (est0 + 3 * est1) ** 2 + (3 * est_t) ** 2)
     assert widened < 1.2 * 0.01  # at d = 3 the predictive sd grows by less than 20% (a real term of 0.01: 41%)
+
+
+def test_rank_one_normal_logpdf_equals_the_dense_normal():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    diag, shift, residual = rng.uniform(1e-5, 1e-4, (3, 6)), rng.uniform(0, 0.01, (3, 6)), rng.normal(0, 0.01, 6)
+    expected = [stats.multivariate_normal.logpdf(residual, np.zeros(6), np.diag(d) + np.outer(u, u))
+                for d, u in zip(diag, shift)]
+    assert discrepancy.normal_rank_one_logpdf(residual, diag, shift) == pytest.approx(expected, rel=1e-10)
+
+
+def test_the_shift_is_common_to_the_runs_of_one_prediction():
+    term = Discrepancy(0.003, 0.0, "compute", 1e20, 40, max_distance=5.0, t=0.004)
+    frame = pd.DataFrame({"compute": 1e20 * np.exp([1.0, 1.0, 2.0])})
+    noise = term.noise(frame, np.random.default_rng(0), (200_000, 3))
+    assert noise.std(axis=0) == pytest.approx([0.005, 0.005, np.hypot(0.003, 0.008)], rel=0.02)
+    assert np.corrcoef(noise[:, 0], noise[:, 1])[0, 1] == pytest.approx(0.004**2 / 0.005**2, abs=0.01)
+    assert term.sd_at(np.array([1.0, 2.0])) == pytest.approx([0.005, np.hypot(0.003, 0.008)])
+
+
+def test_the_predictive_draws_the_terms_posterior():
+    term = Discrepancy(0.01, 0.0, "compute", 1e20, 40, max_distance=5.0, draws=[[0.0, 0.0, 0.0], [0.02, 0.0, 0.0]])
+    frame = pd.DataFrame({"compute": [1e20]})
+    sd = term.sd_draws(frame, np.random.default_rng(0), 10_000)[:, 0]
+    assert set(np.round(sd, 12)) == {0.0, 0.02} and sd.mean() == pytest.approx(0.01, abs=0.001)
+    noise = term.noise(frame, np.random.default_rng(1), (200_000, 1))[:, 0]
+    assert stats_kurtosis(noise) > 1.0  # a scale mixture, heavier-tailed than the Normal of the mean sd
+
+
+def stats_kurtosis(x: np.ndarray) -> float:
+    """Excess kurtosis (0 for a Normal)."""
+    z = (x - x.mean()) / x.std()
+    return float(np.mean(z**4) - 3)
 
 
 def test_past_fitted_is_zero_inside_and_log_ratio_outside():
@@ -75,7 +137,8 @@ def test_forward_chaining_learns_a_growing_discrepancy_that_restores_coverage(mi
     assert len(result.refits) == 3 and set(result.errors["ahead"]) == {1, 2}
     assert (result.errors["distance"] > 0).all()
     term = result.discrepancy
-    assert term is not None and term.s1 > 0.003  # grows with distance
+    assert term is not None and term.sd_at(np.array([2.0]))[0] - term.sd_at(np.array([0.0]))[0] > 0.006  # grows
+    assert term.t > term.s1  # one bend, common to every run past it: a shared shift, not run-to-run scatter
     scores = validation.calibration(misspecified_fit)
     assert scores["law_only"]["coverage"] <= 0.5  # the law alone is overconfident past the bend
     assert scores["with_discrepancy"]["coverage"] >= 0.6
@@ -139,7 +202,8 @@ def test_past_its_reach_the_term_grows_at_the_priors_rate():
 def test_a_term_saved_before_its_reach_was_recorded_still_loads():
     old = {"s0": 0.001, "s1": 0.01, "scale_column": "compute", "reference": 1e20, "n_errors": 30}
     term = Discrepancy.from_meta(old)
-    assert term.max_distance is None
+    assert term.max_distance is None and term.t == 0.0 and term.draws is None  # the independent point term
+    assert term.sd_draws(pd.DataFrame({"compute": [1e20 * np.e]}), np.random.default_rng(0), 3) == pytest.approx(0.011)
     assert not term.past_reach(pd.DataFrame({"compute": [1e25]})).any()
 
 

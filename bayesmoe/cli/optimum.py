@@ -274,8 +274,8 @@ def _routing_discrepancy_note(posterior) -> str:
     term = getattr(posterior, "discrepancy", None)
     if term is None:
         return "none learned for this fit (bayesmoe validate FIT learns one): the bands assume the law's form holds"
-    return (f"not added to these loss bands (the fit's term, sd {term.s0:.3g} + {term.s1:.3g} ln(n_active / "
-            f"{term.reference:.3g}), applies to `bayesmoe predict`): they assume the law's form holds")
+    return (f"not added to these loss bands (the fit's term, {term.formula(3)}, applies to `bayesmoe predict`): "
+            "they assume the law's form holds")
 
 
 def _print_text(out: dict) -> None:

@@ -53,9 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if term is None:
         print("no errors to learn a discrepancy term from")
         return 0
-    print(f"discrepancy sd on log loss = {term.s0:.4f} + {term.s1:.4f} x ln({result.scale_column} / "
-          f"{term.reference:.3g}) past the fitted runs (learned from {term.n_errors} errors at distances up to "
-          f"{term.max_distance:.2f})")
+    print(f"discrepancy on log loss: {term.formula()} past the fitted runs (learned from {term.n_errors} errors "
+          f"at distances up to {term.max_distance:.2f})")
     if heldout is not None:
         for name in ("law_only", "with_discrepancy"):
             h = heldout[name]

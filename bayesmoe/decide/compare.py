@@ -33,10 +33,10 @@ from scipy import optimize, special, stats
 
 from ..errors import BayesMoeError
 from ..inference import Fit, arviz_io, load_fit
-from ..inference.discrepancy import Discrepancy, learn
+from ..inference.discrepancy import Discrepancy
 from ..model import STUDENT_T_NU
 from ..runs import validate_runs
-from .validate import forward_chain
+from .validate import chaining_steps, forward_chain
 
 PARETO_K_WARN = 0.7
 #: where mixing weights come from: stacking on held-out log scores, PSIS-LOO stacking, or stacking on
@@ -218,7 +218,7 @@ def mixture_discrepancy(tables: Sequence[pd.DataFrame], weights: Sequence[float]
     Per chained prediction the mixture's error and law-only sd are moment-matched on log loss:
     ``error = sum_k w_k e_k`` and ``law_sd^2 = sum_k w_k (sd_k^2 + (e_k - error)^2)``, where ``e_k`` and ``sd_k``
     are member k's ``error`` and ``law_sd`` (:func:`~bayesmoe.decide.validate.forward_chain` tables, aligned as in
-    :func:`chaining_matrix`); (s0, s1) are then learned as for one law
+    :func:`chaining_matrix`); (s0, s1, t) are then learned as for one law
     (:func:`bayesmoe.inference.discrepancy.learn`). The weights were stacked on the same predictions, so the
     mixture's errors there are slightly optimistic. ``scale_column`` (``n_active`` or ``compute``, as the
     members were chained) and ``reference`` (its largest value among the fitted runs) place the term;
@@ -230,10 +230,8 @@ def mixture_discrepancy(tables: Sequence[pd.DataFrame], weights: Sequence[float]
     sds = np.stack([t["law_sd"].to_numpy(float) for t in tables])
     error = np.sum(w * errors, axis=0)
     law_sd = np.sqrt(np.sum(w * (sds**2 + (errors - error) ** 2), axis=0))
-    distance = tables[0]["distance"].to_numpy(float)
-    s0, s1 = learn(error, law_sd, distance)
-    return Discrepancy(s0=s0, s1=s1, scale_column=scale_column, reference=float(reference), n_errors=len(error),
-                       max_distance=float(distance.max()))
+    return Discrepancy.learned(error, law_sd, tables[0]["distance"].to_numpy(float), chaining_steps(tables[0]),
+                               scale_column=scale_column, reference=reference)
 
 
 def log_score(fit: Fit, runs: pd.DataFrame) -> np.ndarray:

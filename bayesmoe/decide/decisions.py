@@ -290,8 +290,8 @@ def decide(
     conv = conventions(posterior, fam, expansion, source, group)
     term = getattr(posterior, "discrepancy", None) if discrepancy else None
     conv["discrepancy"] = (
-        f"included in the loss bands: sd {term.s0:.3g} + {term.s1:.3g} ln({term.scale_column} / {term.reference:.3g}) "
-        "on log loss past the fitted runs (learned by bayesmoe validate)"
+        f"included in the loss bands: {term.formula(3)} on log loss past the fitted runs "
+        "(learned by bayesmoe validate)"
         if term is not None
         else "left out (--no-discrepancy)"
         if not discrepancy

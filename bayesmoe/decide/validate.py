@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..errors import BayesMoeError
 from ..inference import Fit, fit
-from ..inference.discrepancy import Discrepancy, learn, past_fitted
+from ..inference.discrepancy import Discrepancy, past_fitted
 from ..model import Prior
 
 #: runs whose log10 scale is within this of the next run's belong to one level.
@@ -197,11 +197,17 @@ def validate(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int = 0, l
                                            ahead=ahead)
     term = None
     if len(errors):
-        s0, s1 = learn(errors["error"].to_numpy(), errors["law_sd"].to_numpy(), errors["distance"].to_numpy())
-        term = Discrepancy(s0=s0, s1=s1, scale_column=column, reference=float(fitted.runs[column].max()),
-                           n_errors=len(errors), max_distance=float(errors["distance"].max()))
+        term = Discrepancy.learned(errors["error"].to_numpy(), errors["law_sd"].to_numpy(),
+                                   errors["distance"].to_numpy(), chaining_steps(errors), scale_column=column,
+                                   reference=float(fitted.runs[column].max()))
         fitted.update_meta(discrepancy=term.as_meta(), validation=_validation_meta(errors, refits, prob))
     return Validation(errors, refits, term, column, prob)
+
+
+def chaining_steps(errors: pd.DataFrame) -> np.ndarray:
+    """The chaining step of each error, as one label per (refit ``step``, levels ``ahead``): the runs whose
+    errors share the discrepancy term's shift (:mod:`bayesmoe.inference.discrepancy`), shape (m,)."""
+    return (errors["step"].astype(int).astype(str) + "+" + errors["ahead"].astype(int).astype(str)).to_numpy()
 
 
 def _validation_meta(errors: pd.DataFrame, refits: list[dict], prob: float) -> dict:

@@ -2,32 +2,46 @@
 
 A fit's posterior predictive treats the law as exact: its only noise is the per-run scatter ``sigma``.
 Runs past the fitted range also carry the law's own error, which grows with how far they lie beyond the
-data. The discrepancy term adds, on log loss, a zero-mean Normal whose sd grows linearly with that
-distance:
+data. The discrepancy term adds, on log loss, a zero-mean error in two parts:
 
-    sd(d) = s0 + s1 * d,      d = max(0, ln(scale / reference))
+    e_i = (s0 + s1 d_i) z_i  +  t d_i z,      d = max(0, ln(scale / reference)),  z_i, z ~ Normal(0, 1)
+
+an independent part per run, and a *shift* ``t d z`` with one ``z`` common to every run predicted from the
+same fit: a law extrapolated one step errs in much the same direction for all the runs there (Clark et
+al.'s 28 runs at 1.3B are over-predicted all but three). A run's marginal sd is ``sqrt((s0 + s1 d)^2 +
+(t d)^2)``; the shift drops out of differences between runs at one distance.
 
 ``scale`` is a run's ``compute`` (FLOPs) for laws with a data term, or ``n_active`` where the training
 length is fixed (the routing law, or a fit whose token count was constant); ``reference`` is the
-largest scale of the fitted runs. ``s0`` (log-loss units) and ``s1`` (log-loss units per unit of
-``ln`` distance) are learned from forward-chaining errors (:mod:`bayesmoe.decide.validate`): for held-out
-run i with observed log loss y_i, law-only predictive draws of mean m_i and sd v_i, and distance d_i,
+largest scale of the fitted runs. ``s0`` (log-loss units) and ``s1``, ``t`` (log-loss units per unit of
+``ln`` distance) are learned from forward-chaining errors (:mod:`bayesmoe.decide.validate`). Within one
+chaining step k (one refit predicting one level), held-out run i with observed log loss y_i, law-only
+predictive draws of mean m_i and sd v_i, and distance d_i:
 
-    y_i - m_i ~ Normal(0, sqrt(v_i^2 + sd(d_i)^2)),      s0, s1 ~ HalfNormal(PRIOR_SD)
+    y_k - m_k ~ Normal(0, diag(v_i^2 + (s0 + s1 d_i)^2) + (t d_k)(t d_k)^T),      s0, s1, t ~ HalfNormal(PRIOR_SD)
 
-and the posterior mode of (s0, s1) on their natural scale is kept: 0 where the errors need no term
-(a two-parameter fit from a few dozen errors; the prior keeps it small when they hardly do).
+and the steps are independent. A few dozen errors from a handful of steps fix (s0, s1, t) only loosely, so
+the term keeps their *posterior*, not a point: it is computed on a grid (:func:`hyper_grid`: each parameter
+at 0 and at ``GRID_POINTS - 1`` log-spaced values up to ``GRID_MAX``, weighted by the prior's mass), and
+``KEPT_DRAWS`` draws of it are stored. The predictive draws one (s0, s1, t) per posterior draw
+(:meth:`Discrepancy.noise`). ``s0``, ``s1`` and ``t`` themselves are the posterior means, for display.
+``benchmarks/discrepancy_structure.py`` measured the choice: on every calibration case but one the
+chaining errors favour the shared shift (log Bayes factor up to 10), and on Clark's 1.3B split the
+held-out runs' joint log score rises by 8-12 nats over the independent plug-in term.
 
 The term is only learned as far as the chaining reached: ``max_distance`` (d_max) is the largest distance
 among the errors it was learned from. No error says how the law's form error grows past it, so there the
-growth gets a fresh slope that only the prior knows:
+independent part gets a fresh slope that only the prior knows:
 
-    sd(d) = s0 + s1 * d + s2 * max(0, d - d_max),      s2 ~ HalfNormal(PRIOR_SD), one draw per posterior draw
+    s0 + s1 d + s2 max(0, d - d_max),      s2 ~ HalfNormal(PRIOR_SD), one draw per posterior draw
 
-and the predictive integrates over s2 (:meth:`Discrepancy.noise`). Inside the reach this is the learned
-term; past it the band widens by about ``PRIOR_SD`` per unit of ``ln`` distance, on the prior's authority
-rather than the runs'. :meth:`Discrepancy.past_reach` flags those runs (``predict`` and ``optimum`` warn;
-``bayesmoe validate --ahead K`` predicts K levels ahead and so learns from longer distances).
+and the predictive integrates over s2 too. Inside the reach this is the learned term; past it the band
+widens by about ``PRIOR_SD`` per unit of ``ln`` distance, on the prior's authority rather than the runs'.
+:meth:`Discrepancy.past_reach` flags those runs (``predict`` and ``optimum`` warn; ``bayesmoe validate
+--ahead K`` predicts K levels ahead and so learns from longer distances).
+
+A term saved before the shift and the posterior were kept (no ``t``, no ``draws``) loads as the point
+(s0, s1) with ``t = 0``: the independent term it was.
 """
 from __future__ import annotations
 
@@ -35,10 +49,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import special, stats
 
-#: HalfNormal prior sd of s0 and s1 (log-loss units; 0.02 is about 2% of the loss).
+#: HalfNormal prior sd of s0, s1, t and the past-reach slope s2 (log-loss units; 0.02 is about 2% of the loss).
 PRIOR_SD = 0.02
+#: Grid of each hyper-parameter: 0 and GRID_POINTS - 1 log-spaced values from GRID_MIN to GRID_MAX.
+GRID_POINTS, GRID_MIN, GRID_MAX = 28, 2e-4, 0.2
+#: Posterior draws of (s0, s1, t) kept in a fit (resampled from the grid with a fixed seed).
+KEPT_DRAWS = 256
+#: Grid points per block when evaluating the chaining likelihood (bounds the memory to about 8 x m x this bytes).
+_BLOCK = 2048
 
 
 @dataclass(frozen=True)
@@ -46,13 +66,17 @@ class Discrepancy:
     """A learned discrepancy term (module docstring).
 
     Attributes:
-        s0: sd on log loss at the edge of the fitted runs (log-loss units).
-        s1: growth of the sd per unit of ``ln(scale / reference)``.
+        s0: sd of the independent part at the edge of the fitted runs (log-loss units; posterior mean).
+        s1: growth of the independent sd per unit of ``ln(scale / reference)`` (posterior mean).
         scale_column: ``"compute"`` or ``"n_active"``: what the distance is measured in.
         reference: the largest ``scale_column`` value among the fitted runs.
         n_errors: how many forward-chaining errors it was learned from.
         max_distance: the largest ``ln`` distance among those errors (None in fits validated before it
             was recorded).
+        t: sd of the shift shared by the runs of one prediction, per unit of ``ln`` distance (posterior mean;
+            0 in terms saved before it was learned).
+        draws: posterior draws of ``[s0, s1, t]``, ``KEPT_DRAWS`` of them (None: the point values alone, as in
+            terms saved before the posterior was kept).
     """
 
     s0: float
@@ -61,20 +85,25 @@ class Discrepancy:
     reference: float
     n_errors: int
     max_distance: float | None = None
+    t: float = 0.0
+    draws: list[list[float]] | None = None
 
     def distance(self, frame: pd.DataFrame) -> np.ndarray:
         """``max(0, ln(scale / reference))`` per run of ``frame``, shape (n,)."""
         return past_fitted(frame[self.scale_column].to_numpy(float), self.reference)
 
-    def sd(self, frame: pd.DataFrame) -> np.ndarray:
-        """The learned part of the discrepancy sd on log loss, ``s0 + s1 * d``, per run of ``frame``, shape (n,)."""
-        return self.s0 + self.s1 * self.distance(frame)
+    def hyper_draws(self, rng: np.random.Generator, draws: int) -> np.ndarray:
+        """Draws of ``(s0, s1, t)`` from the stored posterior (or the point values), shape (draws, 3)."""
+        if self.draws is None:
+            return np.tile([self.s0, self.s1, self.t], (draws, 1))
+        kept = np.asarray(self.draws, dtype=float)
+        return kept[rng.integers(len(kept), size=draws)]
 
     def sd_draws(self, frame: pd.DataFrame, rng: np.random.Generator, draws: int) -> np.ndarray:
-        """Discrepancy sd per draw and run, shape (draws, n): the learned part plus, past ``max_distance``,
-        a slope ``s2 ~ HalfNormal(PRIOR_SD)`` drawn once per draw (module docstring)."""
-        distance = self.distance(frame)
-        return self.sd_at(distance[None, :], self.prior_slopes(rng, draws)[:, None])
+        """Marginal discrepancy sd per draw and run, shape (draws, n): a posterior draw of (s0, s1, t) and,
+        past ``max_distance``, a slope ``s2 ~ HalfNormal(PRIOR_SD)`` per draw (module docstring)."""
+        distance = self.distance(frame)[None, :]
+        return self.sd_at(distance, self.prior_slopes(rng, draws)[:, None], self.hyper_draws(rng, draws)[:, None, :])
 
     def prior_slopes(self, rng: np.random.Generator, draws: int) -> np.ndarray:
         """Draws of the slope ``s2 ~ HalfNormal(PRIOR_SD)`` past the reach, shape (draws,); zeros when the
@@ -83,22 +112,43 @@ class Discrepancy:
             return np.zeros(draws)
         return np.abs(rng.normal(0.0, PRIOR_SD, draws))
 
-    def sd_at(self, distance: np.ndarray, slope: np.ndarray | float = 0.0) -> np.ndarray:
-        """Discrepancy sd on log loss at ``ln`` distances ``distance`` past the data, with past-reach slope
-        ``slope`` (:meth:`prior_slopes`); the arrays broadcast against each other."""
+    def _parts(self, distance: np.ndarray, slope, hyper) -> tuple[np.ndarray, np.ndarray]:
+        """(independent sd, shift sd) at ``distance``; ``hyper`` (..., 3) draws of (s0, s1, t) or None (the means)."""
         distance = np.asarray(distance, dtype=float)
+        s0, s1, t = (self.s0, self.s1, self.t) if hyper is None else np.moveaxis(np.asarray(hyper, float), -1, 0)
         reach = np.inf if self.max_distance is None else self.max_distance
-        return self.s0 + self.s1 * distance + np.asarray(slope) * np.maximum(0.0, distance - reach)
+        independent = s0 + s1 * distance + np.asarray(slope) * np.maximum(0.0, distance - reach)
+        return independent, t * distance
+
+    def sd_at(self, distance: np.ndarray, slope: np.ndarray | float = 0.0,
+              hyper: np.ndarray | None = None) -> np.ndarray:
+        """Marginal discrepancy sd on log loss at ``ln`` distances ``distance`` past the data, with past-reach
+        slope ``slope`` (:meth:`prior_slopes`) and hyper-parameters ``hyper`` (``(..., 3)`` draws of
+        (s0, s1, t), :meth:`hyper_draws`; None: the posterior means); the arrays broadcast together."""
+        independent, shift = self._parts(distance, slope, hyper)
+        return np.hypot(independent, shift)
 
     def noise(self, frame: pd.DataFrame, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        """Draws of the law's form error on log loss for the runs of ``frame``, shape ``(S, n)``."""
-        return self.sd_draws(frame, rng, shape[0]) * rng.standard_normal(shape)
+        """Draws of the law's form error on log loss for the runs of ``frame``, shape ``(S, n)``: per draw, one
+        (s0, s1, t) and past-reach slope, an independent Normal per run and one shift common to all the runs."""
+        draws = shape[0]
+        hyper = self.hyper_draws(rng, draws)[:, None, :]
+        independent, shift = self._parts(self.distance(frame)[None, :], self.prior_slopes(rng, draws)[:, None], hyper)
+        return independent * rng.standard_normal(shape) + shift * rng.standard_normal((draws, 1))
 
     def past_reach(self, frame: pd.DataFrame) -> np.ndarray:
         """True per run of ``frame`` whose distance exceeds the chaining's ``max_distance``, shape (n,)."""
         if self.max_distance is None:
             return np.zeros(len(frame), dtype=bool)
         return self.distance(frame) > self.max_distance + 1e-9
+
+    def formula(self, digits: int = 4) -> str:
+        """The term in words: the independent sd and the shared shift, each per ``ln`` distance (posterior means)."""
+        ln = f"ln({self.scale_column} / {self.reference:.3g})"
+        text = f"sd {self.s0:.{digits}f} + {self.s1:.{digits}f} {ln} per run"
+        if self.t:
+            text += f", plus a shift {self.t:.{digits}f} {ln} shared by the runs of one prediction"
+        return text + (" (posterior means)" if self.draws is not None else "")
 
     def reach_warning(self, distance: float, subject: str = "this prediction") -> str:
         """One line: ``subject``, at ``distance``, lies past the distances the term was learned from."""
@@ -114,6 +164,15 @@ class Discrepancy:
     def from_meta(cls, meta: dict | None) -> Discrepancy | None:
         return None if not meta else cls(**meta)
 
+    @classmethod
+    def learned(cls, errors: np.ndarray, law_sd: np.ndarray, distance: np.ndarray, step: np.ndarray, *,
+                scale_column: str, reference: float) -> Discrepancy:
+        """The term learned from forward-chaining errors (:func:`learn`), placed at ``reference``."""
+        posterior = learn(errors, law_sd, distance, step)
+        return cls(s0=posterior.mean[0], s1=posterior.mean[1], t=posterior.mean[2], scale_column=scale_column,
+                   reference=float(reference), n_errors=len(np.asarray(errors)),
+                   max_distance=float(np.max(distance)), draws=posterior.kept.round(7).tolist())
+
 
 def past_fitted(scale: np.ndarray, reference: float | np.ndarray) -> np.ndarray:
     """``max(0, ln(scale / reference))``: how far past the fitted runs each scale lies (0 inside); the
@@ -121,29 +180,91 @@ def past_fitted(scale: np.ndarray, reference: float | np.ndarray) -> np.ndarray:
     return np.maximum(0.0, np.log(np.asarray(scale, dtype=float) / np.asarray(reference, dtype=float)))
 
 
-def learn(errors: np.ndarray, law_sd: np.ndarray, distance: np.ndarray) -> tuple[float, float]:
-    """Posterior mode of (s0, s1) from forward-chaining errors (module docstring).
+def hyper_grid() -> tuple[np.ndarray, np.ndarray]:
+    """One hyper-parameter's grid and the log prior mass of each point's cell under HalfNormal(PRIOR_SD), both
+    shape (GRID_POINTS,): 0 and log-spaced values from GRID_MIN to GRID_MAX, cells cut at the midpoints."""
+    values = np.concatenate([[0.0], np.geomspace(GRID_MIN, GRID_MAX, GRID_POINTS - 1)])
+    edges = np.concatenate([[0.0], (values[:-1] + values[1:]) / 2, [np.inf]])
+    cdf = stats.halfnorm.cdf(edges, scale=PRIOR_SD)
+    return values, np.log(np.maximum(np.diff(cdf), 1e-300))
+
+
+@dataclass(frozen=True)
+class HyperPosterior:
+    """The grid posterior of (s0, s1, t) (:func:`learn`).
+
+    Attributes:
+        points: grid points, shape (G, 3).
+        log_weights: normalised log posterior mass per point, shape (G,).
+        log_evidence: log marginal likelihood of the errors under the term.
+        mean: posterior means of (s0, s1, t), shape (3,).
+        kept: ``KEPT_DRAWS`` posterior draws resampled with a fixed seed, shape (KEPT_DRAWS, 3).
+    """
+
+    points: np.ndarray
+    log_weights: np.ndarray
+    log_evidence: float
+    mean: np.ndarray
+    kept: np.ndarray
+
+
+def normal_rank_one_logpdf(residual: np.ndarray, diag: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """log Normal(residual; 0, diag(diag) + shift shift^T) row by row (Sherman-Morrison).
+
+    Args:
+        residual: shape (n,) or (R, n).
+        diag, shift: shape (R, n): the diagonal variances and the shared column.
+
+    Returns:
+        shape (R,).
+    """
+    inv = 1.0 / diag
+    denom = 1.0 + np.sum(shift * shift * inv, axis=1)
+    quad = np.sum(residual * residual * inv, axis=1) - np.sum(residual * shift * inv, axis=1) ** 2 / denom
+    return -0.5 * (quad + np.sum(np.log(diag), axis=1) + np.log(denom) + diag.shape[1] * np.log(2 * np.pi))
+
+
+def chaining_loglik(errors: np.ndarray, law_sd: np.ndarray, distance: np.ndarray, step: np.ndarray,
+                    points: np.ndarray) -> np.ndarray:
+    """Log-likelihood of forward-chaining errors (module docstring) at each (s0, s1, t) of ``points`` (G, 3):
+    errors, law_sd, distance and ``step`` (the chaining step of each error, any labels) of shape (m,) -> (G,)."""
+    errors, law_sd, distance = (np.asarray(a, dtype=float) for a in (errors, law_sd, distance))
+    labels = pd.factorize(np.asarray(step))[0]
+    total = np.zeros(len(points))
+    for k in range(labels.max() + 1):
+        mine = labels == k
+        d, e, v2 = distance[mine][None, :], errors[mine], law_sd[mine][None, :] ** 2
+        for lo in range(0, len(points), _BLOCK):
+            p = points[lo:lo + _BLOCK]
+            diag = v2 + (p[:, :1] + p[:, 1:2] * d) ** 2
+            total[lo:lo + _BLOCK] += normal_rank_one_logpdf(e, diag, p[:, 2:3] * d)
+    return total
+
+
+def learn(errors: np.ndarray, law_sd: np.ndarray, distance: np.ndarray, step: np.ndarray, *,
+          shared: bool = True) -> HyperPosterior:
+    """Grid posterior of (s0, s1, t) from forward-chaining errors (module docstring).
 
     Args:
         errors: observed minus predicted log loss per held-out run, shape (m,).
         law_sd: the law-only predictive sd of log loss per run (noise included), shape (m,).
         distance: ``ln`` distance past the data each run was predicted at (>= 0), shape (m,).
+        step: the chaining step each run was predicted in (one refit, one level ahead), shape (m,).
+        shared: False fixes t = 0 (the independent term alone; for comparison).
 
     Returns:
-        (s0, s1), both >= 0.
+        The :class:`HyperPosterior`.
     """
     errors, law_sd, distance = (np.asarray(a, dtype=float) for a in (errors, law_sd, distance))
-    if not (errors.shape == law_sd.shape == distance.shape) or errors.size == 0:
-        raise ValueError("errors, law_sd and distance must be non-empty arrays of one shape")
-
-    def negative_log_posterior(s: np.ndarray) -> float:
-        total = np.sqrt(law_sd**2 + (s[0] + s[1] * distance) ** 2)
-        return -float(stats.norm.logpdf(errors, 0.0, total).sum() + stats.halfnorm.logpdf(s, scale=PRIOR_SD).sum())
-
-    best = min(
-        (optimize.minimize(negative_log_posterior, np.array(start), method="L-BFGS-B", bounds=[(0, None), (0, None)])
-         for start in ([PRIOR_SD / 4, PRIOR_SD / 4], [PRIOR_SD, 0.0], [0.0, PRIOR_SD])),
-        key=lambda r: r.fun,
-    )
-    s0, s1 = best.x
-    return float(s0), float(s1)
+    if not (errors.shape == law_sd.shape == distance.shape == np.shape(step)) or errors.size == 0:
+        raise ValueError("errors, law_sd, distance and step must be non-empty arrays of one shape")
+    values, log_mass = hyper_grid()
+    t_values, t_mass = (values, log_mass) if shared else (np.zeros(1), np.zeros(1))
+    points = np.stack(np.meshgrid(values, values, t_values, indexing="ij"), axis=-1).reshape(-1, 3)
+    prior = (log_mass[:, None, None] + log_mass[None, :, None] + t_mass[None, None, :]).ravel()
+    joint = prior + chaining_loglik(errors, law_sd, distance, step, points)
+    log_evidence = float(special.logsumexp(joint))
+    log_weights = joint - log_evidence
+    weights = np.exp(log_weights)
+    kept = points[np.random.default_rng(0).choice(len(points), KEPT_DRAWS, p=weights / weights.sum())]
+    return HyperPosterior(points, log_weights, log_evidence, weights @ points, kept)

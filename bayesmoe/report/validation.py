@@ -16,6 +16,7 @@ from scipy import stats
 
 from ..decide.validate import calibration
 from ..inference import Fit
+from ..inference.discrepancy import Discrepancy
 from .figures import WIDTH
 from .html import Section, esc, table
 from .sections import FitView, _tag
@@ -42,8 +43,11 @@ def validation_section(view: FitView) -> Section:
     parts = [
         f"<p>Law error learned by forward chaining ({term.n_errors} predicted runs): on log loss, "
         f"<b>sd = {term.s0:.4f} + {term.s1:.4f} &times; ln({esc(term.scale_column)} / {term.reference:.3g}{unit})</b> "
-        "past the "
-        "largest fitted run (0 inside the runs). Bands of <code>predict</code>, <code>optimum</code> and the "
+        "per run past the largest fitted run (0 inside the runs)"
+        + (f", plus a shift <b>{term.t:.4f} &times; ln(...)</b> shared by the runs of one prediction (a law "
+           "extrapolated one step errs alike for the runs there)" if term.t else "")
+        + (" (posterior means; the bands average over the posterior of the three)" if term.draws is not None else "")
+        + ". Bands of <code>predict</code>, <code>optimum</code> and the "
         "sections above include it; <code>--no-discrepancy</code> gives the law-only band."
         + (f" It was learned from errors up to ln distance <b>{term.max_distance:.2f}</b> "
            f"({np.exp(term.max_distance):.3g}x the refits' largest {esc(term.scale_column)}). Past that reach no "
@@ -63,7 +67,7 @@ def validation_section(view: FitView) -> Section:
     errors = pd.DataFrame(meta.get("errors", [])) if meta else pd.DataFrame()
     if len(errors):
         parts.append(view.writer.add(
-            view.fig("chaining"), chaining_figure(errors, term.s0, term.s1),
+            view.fig("chaining"), chaining_figure(errors, term),
             f"Forward chaining: each refit's error on the runs one or more levels past its data (log loss, "
             f"observed minus predicted median) against the distance past them. Grey: the {PROB:.0%} band of the "
             "learned discrepancy term with the median law-only sd; points outside it are errors the law-only "
@@ -86,18 +90,19 @@ def validation_section(view: FitView) -> Section:
     return Section(view.sid("validation"), title, "".join(parts))
 
 
-def chaining_figure(errors: pd.DataFrame, s0: float, s1: float) -> Figure:
+def chaining_figure(errors: pd.DataFrame, term: Discrepancy) -> Figure:
     """Forward-chaining errors (log loss) against distance past the fitted runs, with the learned band.
 
     ``errors``: one row per predicted run with ``distance`` (ln units), ``error`` (log loss), ``law_sd``
-    and ``ahead`` (1 or 2 levels past the data).
+    and ``ahead`` (1 or 2 levels past the data); ``term``: the learned term, whose marginal sd (independent
+    part and shared shift, at the posterior means) widens the band.
     """
     fig = Figure(figsize=(WIDTH * 0.6, 4.0), layout="constrained")
     ax = fig.add_subplot()
     distance = errors["distance"].to_numpy(float)
     grid = np.linspace(0.0, max(float(distance.max()), 1e-3) * 1.05, 100)
     z = stats.norm.ppf(0.5 + PROB / 2)
-    half = z * np.hypot(float(np.median(errors["law_sd"])), s0 + s1 * grid)
+    half = z * np.hypot(float(np.median(errors["law_sd"])), term.sd_at(grid))
     ax.fill_between(grid, -half, half, color="0.85", label=f"{PROB:.0%} band (law sd + discrepancy)")
     for ahead, marker in ((1, "o"), (2, "s")):
         rows = errors[errors["ahead"] == ahead]

@@ -8,8 +8,9 @@ trained at a scale past the edge moves the edge to it and so shortens the extrap
 are not losses (optimal sizes, token counts, ratios) are unchanged: the term is zero-mean noise per
 configuration and moves no optimum.
 
-Draws are common random numbers: one standard Normal and one past-reach slope per posterior draw, so
-candidates differ only through the edge they set.
+Draws are common random numbers: one standard Normal, one draw of the term's (s0, s1, t) and one past-reach
+slope per posterior draw, so candidates differ only through the edge they set. A target is one loss, so the
+term's independent part and its shared shift add up to its marginal sd.
 """
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ class FormError:
             draw, shape (S,).
         unit: standard Normal draws, shape (S,).
         slope: past-reach slope draws (:meth:`Discrepancy.prior_slopes`), shape (S,).
+        hyper: draws of the term's (s0, s1, t) (:meth:`Discrepancy.hyper_draws`), shape (S, 3).
     """
 
     term: Discrepancy
     target_scale: np.ndarray
     unit: np.ndarray
     slope: np.ndarray
+    hyper: np.ndarray
 
     def distance(self, edge: float | np.ndarray) -> np.ndarray:
         """The target's ``ln`` distance past the data with its edge at ``edge`` (scalar or (n,)), shape (S,) or
@@ -45,7 +48,7 @@ class FormError:
 
     def shift(self, edge: float | np.ndarray) -> np.ndarray:
         """Draws of the form error on log loss with the data's edge at ``edge``, shape (S,) or (n, S)."""
-        return self.term.sd_at(self.distance(edge), self.slope) * self.unit
+        return self.term.sd_at(self.distance(edge), self.slope, self.hyper) * self.unit
 
 
 def form_error(term: Discrepancy | None, target: str, scales: dict[str, np.ndarray], seed: int) -> FormError | None:
@@ -61,4 +64,5 @@ def form_error(term: Discrepancy | None, target: str, scales: dict[str, np.ndarr
         return None
     scale = np.asarray(scales[term.scale_column], dtype=float)
     rng = np.random.default_rng([int(seed), 20])
-    return FormError(term, scale, rng.standard_normal(scale.shape), term.prior_slopes(rng, scale.size))
+    return FormError(term, scale, rng.standard_normal(scale.shape), term.prior_slopes(rng, scale.size),
+                     term.hyper_draws(rng, scale.size))
