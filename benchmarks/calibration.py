@@ -213,7 +213,7 @@ def _pair(scores: dict, key: str, fmt: str) -> str:
 
 def table(results: list[dict]) -> str:
     """Markdown: the one-step table, then (when measured) the two-step table with one row per step."""
-    lines = ["| dataset (law) | fitted / held-out runs | held-out distance (ln) | discrepancy s0, s1 | "
+    lines = ["| dataset (law) | fitted / held-out runs | held-out distance (ln) | discrepancy s0, s1, t | "
              "90% coverage law-only / with | median abs rel error law-only / with | R^2 law-only / with |",
              "|---|---|---|---|---|---|---|"]
     two_step = ["| dataset (law) | fitted runs | step past the data | held-out runs | distance (ln) | "
@@ -230,7 +230,7 @@ def table(results: list[dict]) -> str:
             continue
         lines.append(
             f"| {r['case']} ({r['law']}) | {r['n_train']} / {r['n_heldout']} | {r['heldout_distance'] or 0:.2f} | "
-            f"{d.get('s0', 0):.4f}, {d.get('s1', 0):.4f} | {_pair(r, 'coverage', '.0%')} | "
+            f"{d.get('s0', 0):.4f}, {d.get('s1', 0):.4f}, {d.get('t', 0):.4f} | {_pair(r, 'coverage', '.0%')} | "
             f"{_pair(r, 'median_abs_rel_error', '.2%')} | {_pair(r, 'r2', '.3f')} |")
     return "\n".join(lines + ([""] + two_step if len(two_step) > 2 else []))
 

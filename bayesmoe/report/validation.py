@@ -2,8 +2,9 @@
 
 Built from what ``bayesmoe validate FIT`` stored in the fit (:mod:`bayesmoe.decide.validate`): the
 forward-chaining summary (refits on the smaller runs predicting the next one and two scale levels), the
-learned discrepancy term ``sd = s0 + s1 * max(0, ln(scale / largest fitted))`` (past the chaining's reach
-a further slope drawn from the prior, :mod:`bayesmoe.inference.discrepancy`) and, when the fit held
+learned discrepancy term (per run ``sd = s0 + s1 d``, plus a shift ``t d`` shared by the runs of one prediction,
+``d = max(0, ln(scale / largest fitted))``; past the chaining's reach a further slope drawn from the prior,
+:mod:`bayesmoe.inference.discrepancy`) and, when the fit held
 runs out (``fit --holdout-top-compute K``), those runs scored with the law-only band and with the term.
 A fit that was never validated gets one paragraph saying what its bands assume and how to check them.
 """
