@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if heldout is not None:
         for name in ("law_only", "with_discrepancy"):
             h = heldout[name]
+            inside = round(h["coverage"] * heldout["n_runs"])
             print(f"held-out runs ({heldout['n_runs']}), {name.replace('_', ' ')}: {args.prob:.0%} coverage "
-                  f"{h['coverage']:.0%}, median |rel error| {h['median_abs_rel_error']:.2%}, R^2 {h['r2']:.3f}")
+                  f"{h['coverage']:.0%} ({inside} of {heldout['n_runs']}), median |rel error| "
+                  f"{h['median_abs_rel_error']:.2%}, R^2 {h['r2']:.3f}")
     print(f"saved the term in {args.fit}" if not args.no_save else "not saved (--no-save)")
     return 0
