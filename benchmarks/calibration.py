@@ -107,6 +107,11 @@ CASES["clark_config"] = CASES["clark"] | {"group": CONFIGURATION, "candidates": 
     dict(law=c["law"], group=CONFIGURATION, warmup=1000) for c in CASES["clark"]["candidates"]]}
 
 
+def _term_record(term) -> dict | None:
+    """The learned term as recorded here: its posterior means and placement, without its 256 posterior draws."""
+    return None if term is None else {k: v for k, v in term.as_meta().items() if k != "draws"}
+
+
 def split(case: dict, frame: pd.DataFrame, two_step: bool) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """(fitted runs, held-out runs by label): ``{"top": ...}``, or ``{"1": ..., "2": ...}`` with ``two_step``."""
     if not two_step:
@@ -138,7 +143,7 @@ def run_case(name: str, case: dict, steps: int, two_step: bool = False) -> dict:
     term = result.discrepancy
     return {
         **_record(name, case["law"], train, {label: calibration(fitted, runs) for label, runs in parts.items()}),
-        "discrepancy": None if term is None else term.as_meta(),
+        "discrepancy": _term_record(term),
         "chaining": result.summary().reset_index().to_dict(orient="records"), "fit_warnings": fit_warnings,
         "refit_warnings": sum(len(r["warnings"]) for r in result.refits), "seconds": round(time.perf_counter() - start),
     }
@@ -183,7 +188,7 @@ def run_stacked_case(name: str, case: dict, steps: int, two_step: bool = False) 
         members.append({
             **candidate, "elpd_chaining": float(result.errors["score"].sum()),
             **(scored["top"] if "top" in scored else {"by_step": scored}),
-            "discrepancy": None if term is None else term.as_meta(),
+            "discrepancy": _term_record(term),
             "chaining": result.summary().reset_index().to_dict(orient="records"), "fit_warnings": fit_warnings,
             "refit_warnings": sum(len(r["warnings"]) for r in result.refits),
             "seconds": round(time.perf_counter() - begun)})
@@ -202,7 +207,7 @@ def run_stacked_case(name: str, case: dict, steps: int, two_step: bool = False) 
     return {
         **record, "weights_from": "chaining", "weights_description": WEIGHTS_FROM["chaining"],
         "weights": {c["law"]: float(w) for c, w in zip(case["candidates"], weights)},
-        "discrepancy": term.as_meta(), "candidates": members, "seconds": round(time.perf_counter() - start),
+        "discrepancy": _term_record(term), "candidates": members, "seconds": round(time.perf_counter() - start),
     }
 
 
