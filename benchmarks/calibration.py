@@ -211,6 +211,16 @@ def run_stacked_case(name: str, case: dict, steps: int, two_step: bool = False) 
     }
 
 
+def save_record(out: Path, results: list[dict], record: dict) -> list[dict]:
+    """``results`` with ``record`` replacing any earlier one of its case, written to ``out`` atomically; prints it."""
+    results = [r for r in results if r["case"] != record["case"]] + [record]
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(out)
+    print(json.dumps(record), flush=True)
+    return results
+
+
 def _pair(scores: dict, key: str, fmt: str) -> str:
     law_only, with_term = scores["law_only"][key], (scores.get("with_discrepancy") or {}).get(key, float("nan"))
     return f"{law_only:{fmt}} / {with_term:{fmt}}"
@@ -264,11 +274,7 @@ def main() -> None:
                 case = {k: v for k, v in case.items() if k != "candidates"} | {"law": "routing"}
             runner = run_stacked_case if "candidates" in case else run_case
             record = runner(name, case, args.steps, args.two_step)
-            results = [r for r in results if r["case"] != record["case"]] + [record]
-            tmp = out.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            tmp.replace(out)
-            print(json.dumps(record), flush=True)
+            results = save_record(out, results, record)
     print(table(results))
 
 

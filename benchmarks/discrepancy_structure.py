@@ -57,7 +57,7 @@ from bayesmoe.inference.discrepancy import PRIOR_SD, learn, normal_rank_one_logp
 from bayesmoe.runs import load_runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration import CASES, split  # noqa: E402  (the calibration cases, one definition)
+from calibration import CASES, save_record, split  # noqa: E402  (the calibration cases, one definition)
 
 #: Posterior-predictive draws used on the held-out runs.
 DRAWS = 2000
@@ -173,11 +173,7 @@ def main() -> None:
                 print(f"skip epoch: {CASES['epoch']['runs']} is absent")
                 continue
             record = run_case(name)
-            results = [r for r in results if r["case"] != name] + [record]
-            tmp = out.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            tmp.replace(out)
-            print(json.dumps(record), flush=True)
+            results = save_record(out, results, record)
     print(table(results))
 
 
