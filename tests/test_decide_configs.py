@@ -313,6 +313,18 @@ def test_expert_counts_past_the_fitted_runs_are_flagged():
     _, (capped,) = decide(fit, [10 * SWEEP["compute"].max()], options={"experts_max": SWEEP["n_experts"].max()})
     assert capped["config"]["n_experts"] <= SWEEP["n_experts"].max()
     assert not any("expert count" in w for w in capped["warnings"])
+    # the capped recommendation sits on the search's bound, so it says 'at least'; with a wider bound it warns
+    # exactly when the pick reaches that bound
+    assert capped["config"]["n_experts"] == SWEEP["n_experts"].max()
+    assert any("n_experts 32 is the largest the search tried" in w for w in capped["warnings"])
+    _, (wide,) = decide(fit, [10 * SWEEP["compute"].max()], options={"experts_max": 256})
+    assert any("largest the search tried" in w for w in wide["warnings"]) == (wide["config"]["n_experts"] == 256)
+
+    # the granularity law: the expert count follows G, so a pick at the largest G gets one warning, about G
+    _, (gran,) = decide(JitteredFit(GRANULARITY, SWEEP), [1e14], expansion=8, options={"granularity_max": 4})
+    assert gran["config"]["granularity"] == 4 and gran["config"]["n_experts"] == 32  # the law favours finer experts
+    (edge,) = [w for w in gran["warnings"] if "largest the search tried" in w]
+    assert edge.startswith("granularity 4 ")
 
 
 def test_tokens_per_parameter_outside_the_runs_are_flagged():

@@ -207,6 +207,20 @@ def _beyond_runs(config: dict | None, runs: pd.DataFrame | None) -> list[str]:
     return out
 
 
+def _at_search_edge(config: dict | None, choices: list | None) -> list[str]:
+    """A warning when the recommended MoE choice is the largest expert count or granularity searched: the law's
+    optimum may lie past the search's bound (--experts-max / --granularity-max, or the runs' largest)."""
+    if config is None or not choices or config["n_experts"] <= 1:
+        return []
+    # granularity first: where the search varies it, the expert count follows it (n_experts = expansion x G)
+    for key, option in (("granularity", "--granularity-max"), ("n_experts", "--experts-max")):
+        top = max(getattr(c, key) for c in choices)
+        if top > 1 and config[key] >= top:
+            return [f"{key} {config[key]} is the largest the search tried ({option} bounds it): read it as "
+                    "'at least' that many; the law's optimum may lie beyond"]
+    return []
+
+
 def search_bounds(runs: pd.DataFrame, law: str) -> dict[str, float]:
     """Upper bounds for the optimum searches (``optimum`` options): the fitted runs' largest expert count (joint
     law) or granularity (granularity law), so a recommendation uses no expert count or granularity nobody trained
@@ -346,6 +360,7 @@ def decide(
                 f"({largest:.3g} FLOPs), past {EXTRAPOLATION_WARN:g}x; the bands assume the law holds there"
             )
         entry["warnings"] += _beyond_runs(entry.get("config"), runs)
+        entry["warnings"] += _at_search_edge(entry.get("config"), choices)
         entry["warnings"] += _past_term_reach(term, float(compute), entry.get("config"))
         if heldout and factor is not None:
             entry["heldout_check"] = _heldout_check(heldout, factor)
