@@ -12,11 +12,15 @@ results.json):
 3. ``dispatch`` (and ``dispatch.md``): the dispatch benchmark (``benchmarks/dispatch.py``'s ``bench``): one MoE
    FFN forward + backward in bf16, reference (sorted), loop, CUDA kernels, ``torch._grouped_mm`` (where the
    build has it) and a dense FFN at equal active FLOPs; medians, paired ratios to dense, MFU.
-4. ``gpu_sweep``: a short GPU sweep (``python -m trainer sweep --plan benchmarks/gpu_sweep_plan.csv``,
-   ``--dispatch cuda``, several runs sharing the GPU) in sweeps/gpu, stopped at ``--sweep-seconds``; its
-   runs.csv (``device`` names the GPU), plan.csv and loss curves (tar.gz) are copied to ``$OUT``.
+4. ``gpu_sweep``: a short GPU sweep (``python -m trainer sweep --plan PLAN``, default
+   benchmarks/gpu_sweep_plan.csv; ``--sweep-dispatch`` and ``--sweep-precision`` pass through; several runs
+   sharing the GPU) in sweeps/<plan name>, stopped at ``--sweep-seconds``; its runs.csv (``device`` names the
+   GPU), plan.csv and loss curves (tar.gz) are copied to ``$OUT``.
+``kernels`` also checks the masked all-experts dispatch (``trainer.dispatch.masked_dispatch``, float32)
+against the float64 reference.
 
-Usage: python benchmarks/gpu_check.py [--sweep-seconds 260] [--slots 10] [--repeats 5]
+Usage: python benchmarks/gpu_check.py [--sections kernels,dispatch,sweep] [--sweep-seconds 260] [--slots 10]
+       [--plan PLAN.csv] [--sweep-dispatch masked] [--sweep-precision fp32] [--repeats 5]
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from trainer.dispatch import sorted_dispatch  # noqa: E402
 SHAPES = ((300, 64, 48, 8, 2), (1000, 32, 17, 64, 8), (5, 16, 16, 4, 1), (4096, 256, 256, 16, 2),
           (2048, 512, 128, 64, 8))
 """(tokens T, d_model, expert hidden h, experts E, top_k k); the last expert receives no token."""
+DEFAULT_PLAN = ROOT / "benchmarks" / "gpu_sweep_plan.csv"
 TOL = {"float32": 1e-4, "bfloat16": 2e-2}
 """Bound on max |error| / max |reference| per tensor (bf16: inputs rounded to bf16, products in fp32)."""
 
@@ -106,9 +111,11 @@ def compare(dispatch, dtype) -> list[dict]:
 
 def kernels() -> dict:
     from trainer.cuda_dispatch import cuda_dispatch
+    from trainer.dispatch import masked_dispatch
     res = {"tolerance": TOL, "cases": []}
     for dtype in (torch.float32, torch.bfloat16):
         res["cases"] += compare(cuda_dispatch, dtype)
+    res["masked_cases"] = compare(masked_dispatch, torch.float32)
     inputs, idx = _case(12, 8, 8, 4, 2, torch.float64)
     res["gradcheck_float64"] = bool(torch.autograd.gradcheck(lambda *a: cuda_dispatch(a[0], idx, *a[1:]),
                                                              tuple(inputs)))
@@ -118,7 +125,7 @@ def kernels() -> dict:
     second = torch.autograd.grad(y, inputs, g)
     res["second_backward_equal"] = all(torch.equal(a, b) for a, b in zip(first, second))
     res["model_step"] = model_step()
-    res["all_ok"] = (all(c["ok"] for c in res["cases"]) and res["gradcheck_float64"]
+    res["all_ok"] = (all(c["ok"] for c in res["cases"] + res["masked_cases"]) and res["gradcheck_float64"]
                      and res["second_backward_equal"] and res["model_step"]["ok"])
     return res
 
@@ -163,13 +170,14 @@ def benchmark(repeats: int) -> list[dict]:
     return rows, markdown(rows)
 
 
-def gpu_sweep(out: Path, seconds: float, slots: int, dispatch: str = "cuda") -> dict:
-    """The plan in benchmarks/gpu_sweep_plan.csv on this GPU, ``slots`` runs at a time, until ``seconds``; the
-    sweep folder is sweeps/gpu (checkpoints stay there), its tables and loss curves are copied to OUT."""
-    sweep = ROOT / "sweeps" / "gpu"
-    cmd = [sys.executable, "-m", "trainer", "sweep", "--plan", str(ROOT / "benchmarks" / "gpu_sweep_plan.csv"),
-           "--out", str(sweep), "--devices", *(["cuda:0"] * slots), "--dispatch", dispatch, "--ckpt-every", "1000",
-           "--threads", "1"]
+def gpu_sweep(out: Path, seconds: float, slots: int, dispatch: str = "cuda", plan: Path = DEFAULT_PLAN,
+              precision: str = "auto") -> dict:
+    """The runs of ``plan`` on this GPU, ``slots`` runs at a time, until ``seconds``; the sweep folder is
+    sweeps/<plan's name> (checkpoints stay there), its tables and loss curves are copied to OUT."""
+    sweep = ROOT / "sweeps" / plan.stem
+    cmd = [sys.executable, "-m", "trainer", "sweep", "--plan", str(plan), "--out", str(sweep),
+           "--devices", *(["cuda:0"] * slots), "--dispatch", dispatch, "--precision", precision,
+           "--ckpt-every", "1000", "--threads", "1"]
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
     try:
@@ -195,7 +203,9 @@ def main() -> None:
     ap.add_argument("--slots", type=int, default=10, help="sweep runs sharing the GPU at once")
     ap.add_argument("--repeats", type=int, default=5, help="timed steps per benchmark setting")
     ap.add_argument("--sections", default="kernels,dispatch,sweep", help="which of kernels,dispatch,sweep to run")
-    ap.add_argument("--sweep-dispatch", choices=("sorted", "loop", "cuda"), default="cuda")
+    ap.add_argument("--sweep-dispatch", choices=("sorted", "loop", "masked", "cuda"), default="cuda")
+    ap.add_argument("--sweep-precision", choices=("auto", "fp32", "bf16-autocast"), default="auto")
+    ap.add_argument("--plan", type=Path, default=DEFAULT_PLAN, help="the sweep's design (default %(default)s)")
     args = ap.parse_args()
     out = Path(os.environ.get("OUT") or ROOT / "benchmarks" / "gpu_out")
     out.mkdir(parents=True, exist_ok=True)
@@ -235,7 +245,8 @@ def main() -> None:
             print(f"# {name}: {sections[name]} s", flush=True)
     if "sweep" in args.sections:
         print("# gpu sweep", flush=True)
-        results["gpu_sweep"] = gpu_sweep(out, args.sweep_seconds, args.slots, args.sweep_dispatch)
+        results["gpu_sweep"] = gpu_sweep(out, args.sweep_seconds, args.slots, args.sweep_dispatch,
+                                         args.plan.resolve(), args.sweep_precision)
     results["sections_s"] = sections
     results["total_s"] = round(time.time() - t_start, 1)
     write(out, "results.json", results)

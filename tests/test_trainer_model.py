@@ -5,7 +5,7 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 from trainer.config import moe_config  # noqa: E402
-from trainer.dispatch import loop_dispatch, sort_by_expert, sorted_dispatch, swiglu  # noqa: E402
+from trainer.dispatch import loop_dispatch, masked_dispatch, sort_by_expert, sorted_dispatch, swiglu  # noqa: E402
 from trainer.model import Transformer, causal_attention  # noqa: E402
 from trainer.moe import MoE  # noqa: E402
 
@@ -36,7 +36,7 @@ def test_sort_by_expert_is_stable_with_offsets():
     assert torch.equal(order[inverse], torch.arange(6))
 
 
-@pytest.mark.parametrize("fn", [sorted_dispatch, loop_dispatch])
+@pytest.mark.parametrize("fn", [sorted_dispatch, loop_dispatch, masked_dispatch])
 def test_dispatch_matches_brute_force_with_grads(fn):
     args = _inputs()
     out = fn(*args)
@@ -71,6 +71,41 @@ def test_sorted_dispatch_under_autocast_runs_in_the_autocast_dtype():
     assert w_in.grad.dtype == torch.float32 and x.grad.dtype == torch.float32
     ref = _brute(x.detach(), idx, w.detach(), w_in.detach(), w_out.detach())
     torch.testing.assert_close(y.float(), ref, rtol=0.05, atol=0.05 * ref.abs().max().item())
+
+
+def test_masked_dispatch_leaves_unchosen_experts_without_gradient():
+    """Running every expert on every token must not leak: an expert no token chose (the last one in
+    ``_inputs``) gets exactly zero weight gradient, and each chosen expert's gradient equals the sorted
+    reference's."""
+    x, idx, w, w_in, w_out = _inputs(t=50, e=6, k=2, dtype=torch.float32)
+    gy = torch.randn(50, x.shape[1], generator=torch.Generator().manual_seed(3))
+    masked = torch.autograd.grad(masked_dispatch(x, idx, w, w_in, w_out), (w_in, w_out), gy)
+    ref = torch.autograd.grad(sorted_dispatch(x, idx, w, w_in, w_out), (w_in, w_out), gy)
+    for m, r in zip(masked, ref):
+        assert torch.equal(m[-1], torch.zeros_like(m[-1]))
+        torch.testing.assert_close(m, r, rtol=1e-5, atol=1e-5)
+
+
+def test_masked_dispatch_trains_the_same_model_as_sorted():
+    """Ten AdamW steps of a whole MoE transformer (top-2, a shared expert) with the masked dispatch follow the
+    sorted reference's trajectory (float32; summation order only)."""
+    cfg = moe_config(vocab_size=40, seq_len=12, d_model=16, n_layers=2, expansion=4, granularity=4, shared_ratio=0.25)
+    ids = torch.randint(0, 40, (4, 12), generator=torch.Generator().manual_seed(0))
+    losses = {}
+    for name in ("sorted", "masked"):
+        torch.manual_seed(0)
+        model = Transformer(cfg, dispatch=name)
+        opt = torch.optim.AdamW(model.parameters(), 1e-2)
+        losses[name] = []
+        for _ in range(10):
+            loss = torch.nn.functional.cross_entropy(model(ids).reshape(-1, 40), ids.roll(-1, 1).reshape(-1))
+            bal, z = model.aux_losses()
+            opt.zero_grad()
+            (loss + 0.01 * bal + 1e-3 * z).backward()
+            opt.step()
+            losses[name].append(loss.item())
+    assert losses["sorted"][-1] < 0.8 * losses["sorted"][0]
+    torch.testing.assert_close(torch.tensor(losses["masked"]), torch.tensor(losses["sorted"]), rtol=1e-4, atol=1e-5)
 
 
 def test_sorted_dispatch_is_deterministic():

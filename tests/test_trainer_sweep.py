@@ -208,6 +208,27 @@ def test_cuda_dispatch_without_a_gpu_is_one_line(tmp_path, capsys):
         _one_error_line(code, err, "error: .*(CUDA|cuda)")
 
 
+def test_bf16_autocast_on_cpu_is_one_line(tmp_path, capsys):
+    code, err = _main_in_process(["sweep", "--plan", str(_design(tmp_path)), "--out", str(tmp_path / "o"),
+                                  "--precision", "bf16-autocast"], capsys)
+    _one_error_line(code, err, "error: --precision bf16-autocast needs CUDA")
+    assert not (tmp_path / "o" / "runs.csv").exists()
+
+
+def test_precision_and_dispatch_are_recorded(tmp_path, data):
+    """``--precision fp32`` and the masked dispatch reach the runs table; the masked run's loss equals the
+    sorted one's on the same plan (the same model, summation order aside)."""
+    plan = load_design(_design(tmp_path, steps=12), vocab_size=300, seq_len=32, seed=0, group="g")
+    losses = {}
+    for name in ("sorted", "masked"):
+        out = tmp_path / name
+        run_sweep(plan, out, data, log=open(os.devnull, "w"), dispatch=name, precision="fp32")
+        row = next(csv.DictReader(open(out / "runs.csv")))
+        assert row["dispatch"] == name and row["precision"] == "fp32"
+        losses[name] = float(row["loss"])
+    assert losses["masked"] == pytest.approx(losses["sorted"], rel=1e-4)
+
+
 def test_shared_queue_trains_each_run_once(tmp_path, data):
     """Two worker slots take runs from one queue (separate processes); every run is trained once and appended
     to one runs table; a second call finds nothing left to do."""

@@ -23,7 +23,8 @@ from .sweep import (
     train_and_record,
 )
 
-DISPATCHES = ("sorted", "loop", "cuda")
+DISPATCHES = ("sorted", "loop", "masked", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16-autocast")
 
 
 class CliError(Exception):
@@ -82,7 +83,11 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt-every", type=int, default=50, help="checkpoint interval in steps (default 50)")
     p.add_argument("--threads", type=int, help="torch CPU threads per run (default: torch's choice)")
     p.add_argument("--dispatch", choices=DISPATCHES, default="sorted",
-                   help="MoE expert dispatch: sorted (PyTorch reference, default), loop, or cuda (custom kernels)")
+                   help="MoE expert dispatch: sorted (PyTorch reference, default), loop, masked (every expert on "
+                        "every token: E/k x the expert FLOPs, no sort or host sync; small models on a GPU), or "
+                        "cuda (custom kernels)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default: bf16-autocast on CUDA, fp32 on CPU), fp32, or bf16-autocast (CUDA only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,11 +182,14 @@ def cmd_plan(args) -> None:
         print_plan(rows)
 
 
-def _check_device(devices: list[str], dispatch: str) -> None:
-    """Clean errors for a CUDA device or the CUDA dispatch on a machine that cannot run them."""
+def _check_device(devices: list[str], dispatch: str, precision: str = "auto") -> None:
+    """Clean errors for a CUDA device, the CUDA dispatch or bf16 autocast where they cannot run."""
     import torch
     if any(d.startswith("cuda") for d in devices) and not torch.cuda.is_available():
         raise CliError(f"--device {' '.join(devices)}: CUDA is not available on this machine")
+    if precision == "bf16-autocast" and not all(d.startswith("cuda") for d in devices):
+        raise CliError("--precision bf16-autocast needs CUDA devices (--device cuda or --devices cuda:I ...); "
+                       "use fp32 on CPU")
     if dispatch == "cuda":
         if not all(d.startswith("cuda") for d in devices):
             raise CliError("--dispatch cuda needs CUDA devices (--device cuda or --devices cuda:I ...)")
@@ -201,11 +209,11 @@ def _data(args) -> TokenData:
 
 def cmd_sweep(args) -> int:
     slots = args.devices or [args.device] * max(1, args.workers)
-    _check_device(slots, args.dispatch)
+    _check_device(slots, args.dispatch, args.precision)
     args.out.mkdir(parents=True, exist_ok=True)
     data = _data(args)
     child = ["--data", str(data.directory), "--vocab-size", str(args.vocab_size), "--seq-len", str(args.seq_len),
-             "--ckpt-every", str(args.ckpt_every), "--dispatch", args.dispatch]
+             "--ckpt-every", str(args.ckpt_every), "--dispatch", args.dispatch, "--precision", args.precision]
     if args.threads:
         child += ["--threads", str(args.threads)]
     plan_path = args.out / "plan.csv"
@@ -217,7 +225,8 @@ def cmd_sweep(args) -> int:
         if args.threads:
             import torch
             torch.set_num_threads(args.threads)
-        run_sweep(rows, args.out, data, device=slots[0], ckpt_every=args.ckpt_every, dispatch=args.dispatch)
+        run_sweep(rows, args.out, data, device=slots[0], ckpt_every=args.ckpt_every, dispatch=args.dispatch,
+                  precision=args.precision)
         return 0
 
     if args.recentre:
@@ -243,7 +252,7 @@ def cmd_train(args) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    _check_device([args.device], args.dispatch)
+    _check_device([args.device], args.dispatch, args.precision)
     args.device = init_from_env(args.device)
     rows = [r for r in load_design(args.plan, vocab_size=args.vocab_size, seq_len=args.seq_len, seed=0,
                                    group="trainer") if r["run_id"] == args.run_id]
@@ -252,7 +261,7 @@ def cmd_train(args) -> int:
     data = TokenData.open(args.data) if args.data else _data(args)
     try:
         res = train_and_record(rows[0], args.out, data, device=args.device, ckpt_every=args.ckpt_every,
-                               dispatch=args.dispatch)
+                               dispatch=args.dispatch, precision=args.precision)
     except RunBusy as e:
         print(f"note: {e}", file=sys.stderr)
         return BUSY_EXIT

@@ -1,4 +1,5 @@
-"""Dropless expert dispatch in pure PyTorch: the sorted reference and the per-expert mask loop.
+"""Dropless expert dispatch in pure PyTorch: the sorted reference, the per-expert mask loop and the masked
+all-experts dispatch for small models on a GPU.
 
 Shapes: ``x`` [T, d] tokens; ``idx`` [T, k] int64 expert of each routed slot; ``weight`` [T, k] combine
 weights; ``w_in`` [E, d, 2h] fused SwiGLU gate|up projections; ``w_out`` [E, h, d]. Returns [T, d] with
@@ -151,3 +152,23 @@ def loop_dispatch(x: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor, w_in
             out = swiglu(x[tok] @ w_ins[e]) @ w_outs[e]
             y = y.index_add(0, tok, out * weight[tok, slot].unsqueeze(-1).to(out.dtype))
     return y
+
+
+def masked_dispatch(x: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor, w_in: torch.Tensor,
+                    w_out: torch.Tensor) -> torch.Tensor:
+    """Every expert on every token, combined with gate weights that are zero outside each token's top-k.
+
+    The same function and gradients as ``sorted_dispatch`` (a zero gate weight multiplies an unchosen
+    expert's output and its gradient; the router's gradient reaches the chosen slots only), up to the
+    order of summation. It costs E / k times the routed experts' FLOPs and an [E, T, 2h] intermediate, but
+    has no sort, no host synchronisation and no per-expert loop: four batched kernels per layer. For small
+    models on a GPU, where kernel launches rather than FLOPs bound a step; the runs table's ``compute``
+    still counts the routed model's real FLOPs. Under autocast it runs in the autocast dtype, as
+    ``sorted_dispatch`` does.
+    """
+    x, weight, w_in, w_out = compute_dtype(x, weight, w_in, w_out)
+    with torch.autocast(x.device.type, enabled=False):
+        gates = x.new_zeros(idx.shape[0], w_in.shape[0]).scatter_add(1, idx, weight)   # [T, E]
+        hidden = swiglu(torch.matmul(x.unsqueeze(0), w_in))                           # [E, T, h]
+        out = torch.bmm(hidden, w_out)                                                # [E, T, d]
+        return torch.einsum("te,etd->td", gates, out)

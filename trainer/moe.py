@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .dispatch import loop_dispatch, sorted_dispatch, swiglu
+from .dispatch import loop_dispatch, masked_dispatch, sorted_dispatch, swiglu
 
 DispatchFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -27,15 +27,18 @@ class SwiGLU(nn.Module):
 
 
 def get_dispatch(name: str) -> DispatchFn:
-    """``sorted`` (reference), ``loop`` (mask loop) or ``cuda`` (custom kernel; CUDA tensors only)."""
+    """``sorted`` (reference), ``loop`` (mask loop), ``masked`` (every expert on every token, for small models
+    on a GPU) or ``cuda`` (custom kernel; CUDA tensors only)."""
     if name == "sorted":
         return sorted_dispatch
     if name == "loop":
         return loop_dispatch
+    if name == "masked":
+        return masked_dispatch
     if name == "cuda":
         from .cuda_dispatch import cuda_dispatch
         return cuda_dispatch
-    raise ValueError(f"unknown dispatch {name!r} (sorted, loop, cuda)")
+    raise ValueError(f"unknown dispatch {name!r} (sorted, loop, masked, cuda)")
 
 
 class MoE(nn.Module):

@@ -159,7 +159,7 @@ def device_label(device: str) -> str:
 
 
 def train_and_record(row: dict, out: Path, data: TokenData, *, device: str, ckpt_every: int, dispatch: str,
-                     progress: bool | None = None) -> dict:
+                     progress: bool | None = None, precision: str = "auto") -> dict:
     """Train one run (or read back its result) and append it to ``out/runs.csv``. Holds the run folder's
     lock while training (``RunBusy`` when another process has it), so two workers never train one run.
     Under torchrun only rank 0 locks and appends (``trainer.distributed``)."""
@@ -170,7 +170,8 @@ def train_and_record(row: dict, out: Path, data: TokenData, *, device: str, ckpt
     run_dir.mkdir(parents=True, exist_ok=True)
     rank = distributed.world()[0]
     with _locked(run_dir / ".lock", wait=False) if rank == 0 else nullcontext():
-        res = train_run(row, data, run_dir, device, ckpt_every=ckpt_every, progress=progress, dispatch=dispatch)
+        res = train_run(row, data, run_dir, device, ckpt_every=ckpt_every, progress=progress, dispatch=dispatch,
+                        precision=precision)
     if rank:
         return res
     res.setdefault("wall_s", round(time.time() - t0, 2))
@@ -181,7 +182,7 @@ def train_and_record(row: dict, out: Path, data: TokenData, *, device: str, ckpt
 
 def run_sweep(plan: list[dict], out: Path, data: TokenData, *, device: str = "cpu", shard: tuple[int, int] = (0, 1),
               ckpt_every: int = 50, progress: bool | None = None, log=sys.stdout,
-              dispatch: str = "sorted") -> list[dict]:
+              dispatch: str = "sorted", precision: str = "auto") -> list[dict]:
     """Train, in this process, the rows of ``plan`` (of ``shard`` i of n) not yet in ``out/runs.csv``."""
     out.mkdir(parents=True, exist_ok=True)
     done = finished_ids(out)
@@ -191,7 +192,7 @@ def run_sweep(plan: list[dict], out: Path, data: TokenData, *, device: str = "cp
         if row["run_id"] in done:
             continue
         res = train_and_record(row, out, data, device=device, ckpt_every=ckpt_every, dispatch=dispatch,
-                               progress=progress)
+                               progress=progress, precision=precision)
         results.append(res)
         print(f"[{i + 1}/{len(rows)}] {row['run_id']}: loss {res['loss']:.4f} ({res['wall_s']} s)", file=log,
               flush=True)

@@ -5,8 +5,9 @@ and loss curve; written atomically every ``ckpt_every`` steps), ``curve.csv`` (s
 cross-entropy in nats/token, balance loss, z-loss; rewritten with each checkpoint) and, when finished,
 ``result.json``. Batches depend only on (seed, step), so a run resumed from its last checkpoint after a
 crash or ``kill -9`` follows exactly the same trajectory as an uninterrupted one. On CUDA the forward runs
-under bf16 autocast (parameters, optimizer state, router, losses in float32; ``precision`` = ``bf16-autocast``),
-on CPU in float32.
+by default under bf16 autocast (parameters, optimizer state, router, losses in float32; ``precision`` =
+``bf16-autocast``), on CPU in float32; ``precision="fp32"`` keeps a CUDA run in float32 too (the CPU
+sweep's recipe).
 """
 from __future__ import annotations
 
@@ -46,18 +47,27 @@ def _curve_csv(curve: list[tuple]) -> bytes:
     return out.getvalue().encode()
 
 
-def precision(device: str) -> str:
-    """``bf16-autocast`` on CUDA, ``fp32`` elsewhere."""
-    return "bf16-autocast" if device.startswith("cuda") else "fp32"
+def run_precision(device: str, requested: str = "auto") -> str:
+    """The precision a run uses: ``requested`` (``fp32`` or ``bf16-autocast``), or for ``auto``
+    ``bf16-autocast`` on CUDA and ``fp32`` elsewhere. ``ValueError`` for bf16 autocast off CUDA."""
+    if requested == "auto":
+        return "bf16-autocast" if device.startswith("cuda") else "fp32"
+    if requested not in ("fp32", "bf16-autocast"):
+        raise ValueError(f"precision {requested!r}: expected auto, fp32 or bf16-autocast")
+    if requested == "bf16-autocast" and not device.startswith("cuda"):
+        raise ValueError(f"precision bf16-autocast needs a CUDA device, not {device!r} (use fp32)")
+    return requested
 
 
-def autocast(device: str):
-    """bf16 autocast on CUDA (the router and the losses stay float32), a no-op context elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision(device) == "bf16-autocast")
+def autocast(device: str, mode: str = "auto"):
+    """bf16 autocast when the run's precision (``run_precision(device, mode)``) is ``bf16-autocast`` (the router
+    and the losses stay float32), else a no-op context."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=run_precision(device, mode) == "bf16-autocast")
 
 
 @torch.no_grad()
-def evaluate(model: Transformer, data: TokenData, seq_len: int, device: str, max_tokens: int = VAL_TOKENS) -> float:
+def evaluate(model: Transformer, data: TokenData, seq_len: int, device: str, max_tokens: int = VAL_TOKENS,
+             mode: str = "auto") -> float:
     """Mean cross-entropy (nats/token) over the fixed validation windows."""
     model.eval()
     x_all, y_all = data.val_windows(seq_len, max_tokens)
@@ -65,7 +75,7 @@ def evaluate(model: Transformer, data: TokenData, seq_len: int, device: str, max
     for i in range(0, len(x_all), 64):
         x = torch.from_numpy(x_all[i:i + 64]).to(device)
         y = torch.from_numpy(y_all[i:i + 64]).to(device)
-        with autocast(device):
+        with autocast(device, mode):
             logits = model(x)
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
         count += y.numel()
@@ -74,8 +84,10 @@ def evaluate(model: Transformer, data: TokenData, seq_len: int, device: str, max
 
 
 def train_run(row: dict, data: TokenData, run_dir: Path, device: str = "cpu", *, ckpt_every: int = 50,
-              progress: bool | None = None, dispatch: str = "sorted") -> dict:
+              progress: bool | None = None, dispatch: str = "sorted", precision: str = "auto") -> dict:
     """Train (or resume, or just read back) the run described by a plan row; return the row with ``loss``.
+
+    ``precision``: ``auto``, ``fp32`` or ``bf16-autocast`` (see ``run_precision``); recorded in the result.
 
     ``progress``: show a tqdm bar (default: when stderr is a terminal).
     """
@@ -83,6 +95,7 @@ def train_run(row: dict, data: TokenData, run_dir: Path, device: str = "cpu", *,
     result_path = run_dir / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
+    mode = run_precision(device, precision)
     seq_len = int(row["seq_len"])
     cfg = config_from_row(row, data.vocab_size, seq_len)
     r = Recipe(batch_seqs=int(row["batch_seqs"]), steps=int(row["steps"]), lr=float(row["lr"]),
@@ -123,7 +136,7 @@ def train_run(row: dict, data: TokenData, run_dir: Path, device: str = "cpu", *,
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         if n_ranks > 1:
             x, y = distributed.shard(x, r.batch_seqs), distributed.shard(y, r.batch_seqs)
-        with autocast(device):
+        with autocast(device, mode):
             logits = net(x)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         balance, z = model.aux_losses()
@@ -147,9 +160,9 @@ def train_run(row: dict, data: TokenData, run_dir: Path, device: str = "cpu", *,
     if bar is not None:
         bar.close()
     result = dict(row)
-    result["loss"] = evaluate(model, data, seq_len, device)
+    result["loss"] = evaluate(model, data, seq_len, device, mode=mode)
     result["final_train_ce"] = curve[-1][3] if curve else float("nan")
-    result["dispatch"], result["precision"] = dispatch, precision(device)
+    result["dispatch"], result["precision"] = dispatch, mode
     result["processes"] = n_ranks
     if rank == 0:
         write_atomic(result_path, json.dumps(result, indent=2, default=str).encode())
