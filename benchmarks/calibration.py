@@ -24,6 +24,8 @@ Cases (held-out top of scale):
     clark_config  as clark, all 195 runs, each law pooled by router and routing configuration
             (``--group group+routing_frequency+top_k``: 13 groups, dense runs shared)
     sweep   our CPU sweep, joint law, the top compute budget held out
+    sweep_gpu  our CPU sweep, joint law, all 80 runs fitted; held out: the GPU runs of the same recipe at 3e13
+            and 1e14 FLOPs (``trainer_gpu_extension``, its replicas left out), 3x and 10x past the sweep's top
 
 ``--two-step`` scores each case one *and* two steps past the data (issue 20, item 4): the top level
 and the level below it are both held out, the fit and its forward chaining see only the runs below
@@ -32,6 +34,7 @@ them, and the scores are given per step (record ``"<case>, two steps"``, key ``b
     gadre   step 1: the 1.4B runs; step 2: the 6.9B runs (fit on 411M and smaller, as the one-step case)
     clark   step 1: the 370M level (368M-708M dense parameters, 54 runs); step 2: the 28 runs at 1.3B
     sweep   step 1: the 1e12 budget; step 2: the 2e12 budget (fit on 1e11 and 3e11)
+    sweep_gpu  step 1: the 3e13 GPU runs; step 2: the 1e14 GPU runs (fit on all 80 CPU runs, as the one-step case)
 
 A case with ``candidates`` fits each one, forward-chains it (``validate(..., score=log_score)``: one set of
 refits gives its discrepancy term and its chaining log scores), stacks the candidates on those scores
@@ -94,6 +97,9 @@ CASES = {
                   candidates=[dict(law="routing", group="group"), dict(law="routing_irreducible", group="group"),
                               dict(law="joint", group="group")]),
     "sweep": dict(runs="dataset:trainer_cpu_sweep", law="joint", heldout=_top_budget, steps_past=_budget_steps),
+    "sweep_gpu": dict(runs=["dataset:trainer_cpu_sweep", "dataset:trainer_gpu_extension"], law="joint",
+                      load={"where": "design != 'replica'"}, heldout=lambda f: f["budget"] > 2e13,
+                      steps_past=lambda f: np.where(f["budget"] > 5e13, 2, np.where(f["budget"] > 2e13, 1, 0))),
 }
 #: Clark's split restricted to the held-out runs' configuration (every other block routed, top-1), as
 #: ``bayesmoe demo`` fits Clark's runs: the laws have no term for the routing-frequency and top-k variants.
@@ -110,6 +116,12 @@ CASES["clark_config"] = CASES["clark"] | {"group": CONFIGURATION, "candidates": 
 def _term_record(term) -> dict | None:
     """The learned term as recorded here: its posterior means and placement, without its 256 posterior draws."""
     return None if term is None else {k: v for k, v in term.as_meta().items() if k != "draws"}
+
+
+def load_case(case: dict, law: str) -> pd.DataFrame:
+    """The case's runs for ``law``: one table, or several (``runs`` a list) loaded alike and stacked."""
+    sources = case["runs"] if isinstance(case["runs"], list) else [case["runs"]]
+    return pd.concat([load_runs(s, law=law, **case.get("load", {})) for s in sources], ignore_index=True)
 
 
 def split(case: dict, frame: pd.DataFrame, two_step: bool) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
@@ -132,7 +144,7 @@ def _record(name: str, law: str, train: pd.DataFrame, scored: dict[str, dict]) -
 
 
 def run_case(name: str, case: dict, steps: int, two_step: bool = False) -> dict:
-    frame = load_runs(case["runs"], law=case["law"], **case.get("load", {}))
+    frame = load_case(case, case["law"])
     train, parts = split(case, frame, two_step)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -171,7 +183,7 @@ def run_stacked_case(name: str, case: dict, steps: int, two_step: bool = False) 
     start = time.perf_counter()
     fits, tables, members = [], [], []
     for candidate in case["candidates"]:
-        frame = load_runs(case["runs"], law=candidate["law"], **case.get("load", {}))
+        frame = load_case(case, candidate["law"])
         train, parts = split(case, frame, two_step)
         begun = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:

@@ -54,10 +54,9 @@ from scipy import optimize, special, stats
 import bayesmoe
 from bayesmoe.decide.validate import chaining_steps, validate
 from bayesmoe.inference.discrepancy import PRIOR_SD, learn, normal_rank_one_logpdf
-from bayesmoe.runs import load_runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration import CASES, save_record, split  # noqa: E402  (the calibration cases, one definition)
+from calibration import CASES, load_case, save_record, split  # noqa: E402  (the calibration cases, one definition)
 
 #: Posterior-predictive draws used on the held-out runs.
 DRAWS = 2000
@@ -65,7 +64,7 @@ PROB = 0.9
 #: The law and fit settings per case: the calibration case's own law, or routing_irreducible for Clark's sets.
 SETTINGS = {"clark_config": dict(law="routing_irreducible", warmup=1000),
             "clark_like": dict(law="routing_irreducible", warmup=1000)}
-DEFAULT_CASES = ("epoch", "gadre", "sweep", "clark_config", "clark_like")
+DEFAULT_CASES = ("epoch", "gadre", "sweep", "sweep_gpu", "clark_config", "clark_like")
 
 
 def plug_in_mode(errors: np.ndarray, law_sd: np.ndarray, distance: np.ndarray) -> tuple[float, float]:
@@ -123,7 +122,7 @@ def heldout_scores(fitted, heldout: pd.DataFrame, errors: pd.DataFrame, scale_co
 
 def run_case(name: str) -> dict:
     case = CASES[name] | SETTINGS.get(name, {})
-    frame = load_runs(case["runs"], law=case["law"], **case.get("load", {}))
+    frame = load_case(case, case["law"])
     train, parts = split(case, frame, two_step=False)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

@@ -55,7 +55,26 @@ def test_licences_ship_with_the_data():
     assert "MIT License" in gadre and "Copyright (c) 2024 mlfoundations" in gadre
     own = datasets.attribution("trainer_cpu_sweep")
     assert "python -m trainer sweep" in own and "Hardware" in own
-    assert set(datasets.list_datasets()) == {"clark2022_routing", "gadre2024_overtraining", "trainer_cpu_sweep"}
+    gpu = datasets.attribution("trainer_gpu_extension")
+    assert "NVIDIA H200" in gpu and "replica" in gpu and "Apache-2.0" in gpu
+    assert set(datasets.list_datasets()) == {"clark2022_routing", "gadre2024_overtraining", "trainer_cpu_sweep",
+                                             "trainer_gpu_extension"}
+
+
+def test_gpu_extension_continues_the_cpu_sweep():
+    """The GPU runs use the CPU sweep's recipe: their replicas of 1e13 runs carry the same plan rows and land
+    within the sweep's seed noise (sd 0.007-0.010) of the CPU losses; the core runs lie past its top budget."""
+    cpu = datasets.load("trainer_cpu_sweep").set_index("run_id")
+    gpu = datasets.load("trainer_gpu_extension")
+    assert len(gpu) == datasets.list_datasets()["trainer_gpu_extension"].n_runs
+    assert set(gpu["precision"]) == {"fp32"} and gpu["device"].str.contains("H200").all()
+    core, replica = gpu[gpu["design"] == "core"], gpu[gpu["design"] == "replica"].set_index("run_id")
+    assert core["compute"].min() > 2 * cpu["compute"].max()
+    assert set(replica.index) <= set(cpu.index)
+    for column in ("n_active", "tokens", "batch_seqs", "steps", "lr", "seed", "compute"):
+        assert np.allclose(replica[column].astype(float), cpu.loc[replica.index, column].astype(float)), column
+    diff = replica["loss"] - cpu.loc[replica.index, "loss"]
+    assert np.abs(diff).max() < 0.02 and abs(diff.mean()) < 0.005
 
 
 def test_unknown_dataset_is_a_clean_error():

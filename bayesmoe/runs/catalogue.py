@@ -40,6 +40,17 @@ DATASETS: dict[str, DatasetInfo] = {
             "granularity, joint, chinchilla, five_factor, holistic",
         ),
         DatasetInfo(
+            "trainer_gpu_extension",
+            "24 runs of the CPU sweep's recipe on one GPU (float32): 15 past its top budget, at 3e13 and 1e14 "
+            "real FLOPs (dense and E 16 top-2), and 9 replicas of its 1e13 runs (design = replica)",
+            "bayesmoe `make gpu-check` (python -m trainer sweep --plan benchmarks/gpu_sweep_plan_v2.csv); "
+            "provenance in trainer_gpu_extension.md",
+            "Apache-2.0 (made by this project)",
+            24,
+            "group = trainer-gpu-v2 (one sweep); design = core or replica",
+            "joint, chinchilla (test data for fits of trainer_cpu_sweep)",
+        ),
+        DatasetInfo(
             "clark2022_routing",
             "223 routed and dense LM runs, 15M-1.3B dense parameters, 1-512 experts, routers S-Base/RL-R/Hash",
             "Clark et al. 2022, Unified Scaling Laws for Routed Language Models, arXiv 2202.01169; "
