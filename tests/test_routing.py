@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import bayesmoe
 from bayesmoe.decide.optimum import PointPosterior, optimum
@@ -127,8 +128,17 @@ def test_pooled_fit_recovers_router_terms_and_shares_the_dense_law(tmp_path):
         value = truth[key]
         lo, hi = np.quantile(draws[key], [0.02, 0.98])
         assert lo < value < hi, key
+    # The routers' b share one posterior offset through the shared saturation (E_start, E_max): their errors
+    # move together, so the check is joint. The truth of (b_A, b_B, b_C, ln E_start, ln E_max) must lie
+    # inside the posterior's 98% region (squared Mahalanobis distance under the draws' covariance below the
+    # chi-square(5) 98% point), and each b inside its own 99.8% interval.
+    joint = np.column_stack([fit.draws(g)["b"] for g in routers]
+                            + [np.log(draws["E_start"]), np.log(draws["E_max"])])
+    value = np.array([b for b, _c in routers.values()] + [np.log(truth["E_start"]), np.log(truth["E_max"])])
+    gap = value - joint.mean(axis=0)
+    assert gap @ np.linalg.solve(np.cov(joint, rowvar=False), gap) < stats.chi2.ppf(0.98, df=5)
     for g, (b, *_rest) in routers.items():
-        lo, hi = np.quantile(fit.draws(g)["b"], [0.02, 0.98])
+        lo, hi = np.quantile(fit.draws(g)["b"], [0.001, 0.999])
         assert lo < b < hi, g
     assert np.median(fit.draws("B")["b"]) < np.median(fit.draws("C")["b"])
     # dense predictions do not depend on the router label; the fit round-trips through a file
