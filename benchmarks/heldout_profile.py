@@ -17,6 +17,9 @@ per draw gives the band. A band whose edge touches the grid edge is reported as 
     python benchmarks/heldout_profile.py [--runs dataset:trainer_cpu_sweep] [--law joint] [--out FILE.json]
     python benchmarks/heldout_profile.py --where "budget <= 2e12" --out benchmarks/heldout_profile_2e12.json
         # the earlier check: runs above 2e12 dropped first, so 2e12 is the held-out top
+    python benchmarks/heldout_profile.py --runs dataset:trainer_cpu_sweep dataset:trainer_gpu_extension \
+        --where "design != 'replica'" --heldout "budget > 2e13" --out benchmarks/heldout_profile_gpu.json
+        # all 80 CPU runs fitted; the GPU runs at 3e13 and 1e14 held out (one profile per family and budget)
 """
 from __future__ import annotations
 
@@ -68,14 +71,16 @@ def best_size_band(fitted, profile: pd.DataFrame, prob: float = PROB) -> dict:
     lo, mid, hi = np.quantile(best, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2])
     observed = float(profile.loc[profile["loss"].idxmin(), "n_active"])
     edge = np.mean((best <= grid["n_active"].iloc[0]) | (best >= grid["n_active"].iloc[-1]))
+    inside = lo * (1 - 1e-9) <= observed <= hi * (1 + 1e-9)   # exp(log(n)) may round a run's own size off itself
     return {"family": {c: profile[c].iloc[0] for c in FAMILY}, "sizes": len(profile), "observed_best": observed,
-            "band": [float(lo), float(mid), float(hi)], "inside": bool(lo <= observed <= hi),
+            "band": [float(lo), float(mid), float(hi)], "inside": bool(inside),
             "share_at_grid_edge": float(edge)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", default="dataset:trainer_cpu_sweep")
+    parser.add_argument("--runs", nargs="+", default=["dataset:trainer_cpu_sweep"],
+                        help="runs tables (stacked when several)")
     parser.add_argument("--law", default="joint")
     parser.add_argument("--out", default="benchmarks/heldout_profile_results.json")
     parser.add_argument("--where", metavar="EXPR", help="pandas query of the runs to use at all (before the split)")
@@ -83,7 +88,7 @@ def main() -> None:
     parser.add_argument("--method", choices=["nuts", "laplace"], default="nuts", help="laplace: a quick dry run")
     args = parser.parse_args()
     bayesmoe.configure()
-    frame = load_runs(args.runs, law=args.law)
+    frame = pd.concat([load_runs(r, law=args.law) for r in args.runs], ignore_index=True)
     if args.where:
         frame = frame[frame.eval(args.where).to_numpy(bool)].reset_index(drop=True)
     if args.heldout:
@@ -99,12 +104,14 @@ def main() -> None:
         validation.validate(fitted)
     fit_warnings = sorted({str(w.message) for w in caught if w.category.__name__ == "FitWarning"})
     scores = validation.calibration(fitted, heldout)
-    profiles = [best_size_band(fitted, p) for _, p in heldout.groupby(FAMILY) if len(p) >= 3]
+    by = FAMILY + (["budget"] if "budget" in heldout.columns else [])   # one profile per family and budget
+    profiles = [best_size_band(fitted, p) | ({"budget": float(p["budget"].iloc[0])} if "budget" in by else {})
+                for _, p in heldout.groupby(by) if len(p) >= 3]
     result = {"law": args.law, "where": args.where, "n_fit": len(train), "n_heldout": len(heldout),
               "heldout_compute": float(heldout["compute"].median()),
               "largest_fitted_compute": float(train["compute"].max()),
               "scores": scores, "profiles": profiles, "fit_warnings": fit_warnings,
-              "discrepancy": fitted.meta.get("discrepancy")}
+              "discrepancy": {k: v for k, v in (fitted.meta.get("discrepancy") or {}).items() if k != "draws"}}
     with open(args.out, "w") as handle:
         json.dump(result, handle, indent=1, default=float)
     print(json.dumps(result, indent=1, default=float))
