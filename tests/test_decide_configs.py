@@ -134,7 +134,7 @@ def test_published_set_has_no_probability():
 def test_decide_on_sweep_runs_is_trainable_with_labelled_extrapolation():
     fit = JitteredFit(JOINT, SWEEP)
     largest = SWEEP["compute"].max()
-    budgets = [10 * largest, 1000 * largest]
+    budgets = [5 * largest, 1000 * largest]
     conv, out = decide(fit, budgets)
     assert conv["family"]["name"] == "runs" and conv["n_embedding_in_law"] is True
     fam = family_from_runs(SWEEP)

@@ -44,14 +44,14 @@ def _check(out: dict, budgets: list[float]):
 
 
 def test_joint_optimum_gives_trainable_configs(capsys, fits):
-    budgets = [10 * LARGEST, 300 * LARGEST]
+    budgets = [5 * LARGEST, 300 * LARGEST]
     code, out, _ = run(capsys, "optimum", fits["joint"], "--compute", *budgets, "--json")
     assert code == 0
     result = json.loads(out)
     _check(result, budgets)
     near, far = result["recommendations"]
-    assert not any("past 100x" in w for w in near["warnings"])
-    assert any("past 100x" in w for w in far["warnings"])
+    assert not any("past 10x" in w for w in near["warnings"])
+    assert any("past 10x" in w and "sizes and tokens are the law's posterior alone" in w for w in far["warnings"])
     assert 0 <= near["moe_vs_dense"]["p_moe_beats_dense"] <= 1
     assert near["dense_config"]["n_experts"] == 1
 
