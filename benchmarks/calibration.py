@@ -114,8 +114,8 @@ CASES["clark_config"] = CASES["clark"] | {"group": CONFIGURATION, "candidates": 
 
 
 def _term_record(term) -> dict | None:
-    """The learned term as recorded here: its posterior means and placement, without its 256 posterior draws."""
-    return None if term is None else {k: v for k, v in term.as_meta().items() if k != "draws"}
+    """The learned term as recorded here: its posterior means and placement, without its posterior draws."""
+    return None if term is None else {k: v for k, v in term.as_meta().items() if k not in ("draws", "tilts")}
 
 
 def load_case(case: dict, law: str) -> pd.DataFrame:

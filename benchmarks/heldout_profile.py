@@ -64,9 +64,14 @@ def profile_grid(profile: pd.DataFrame, points: int = 200) -> pd.DataFrame:
     return out
 
 
-def best_size_band(fitted, profile: pd.DataFrame, prob: float = PROB) -> dict:
+def best_size_band(fitted, profile: pd.DataFrame, prob: float = PROB, tilt: bool = True) -> dict:
+    """The band of the optimal n_active along ``profile``; ``tilt``: each draw's losses carry one draw of the
+    discrepancy term's tilt across the profile (as ``optimum``'s bands of the best configuration do)."""
     grid = profile_grid(profile)
     log_loss = fitted.log_mean(grid)  # (S, points)
+    term = fitted.discrepancy
+    if tilt and term is not None:
+        log_loss = log_loss + term.tilt(grid, np.random.default_rng(7), len(log_loss))
     best = grid["n_active"].to_numpy()[np.argmin(log_loss, axis=1)]
     lo, mid, hi = np.quantile(best, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2])
     observed = float(profile.loc[profile["loss"].idxmin(), "n_active"])
@@ -106,6 +111,7 @@ def main() -> None:
     scores = validation.calibration(fitted, heldout)
     by = FAMILY + (["budget"] if "budget" in heldout.columns else [])   # one profile per family and budget
     profiles = [best_size_band(fitted, p) | ({"budget": float(p["budget"].iloc[0])} if "budget" in by else {})
+                | {"law_only": best_size_band(fitted, p, tilt=False)["band"]}
                 for _, p in heldout.groupby(by) if len(p) >= 3]
     result = {"law": args.law, "where": args.where, "n_fit": len(train), "n_heldout": len(heldout),
               "heldout_compute": float(heldout["compute"].median()),

@@ -305,6 +305,25 @@ def test_bands_of_each_draws_best_configuration():
     assert bands["n_layers"]["q05"] <= entry["config"]["n_layers"] <= bands["n_layers"]["q95"]
 
 
+def test_the_terms_tilt_widens_the_bands_of_the_best_size_only():
+    """A discrepancy term with a learned tilt moves each draw's best configuration (the size bands widen with
+    the budget's distance past the runs); the recommended configuration and its loss band stay."""
+    from bayesmoe.inference.discrepancy import Discrepancy
+
+    fit = JitteredFit(JOINT, SWEEP)
+    budget = 30 * SWEEP["compute"].max()
+    common = dict(s0=0.003, s1=0.002, scale_column="compute", reference=float(SWEEP["compute"].max()), n_errors=50,
+                  max_distance=5.0, t=0.003)
+    spans = {}
+    for name, tilt in (("none", {}), ("tilt", {"u": 0.01, "tilts": [0.01] * 8})):
+        fit.discrepancy = Discrepancy(**common, **tilt)
+        _, (entry,) = decide(fit, [budget])
+        n = entry["optimal_config_bands"]["n_active"]
+        spans[name] = (n["q95"] / n["q05"], entry["config"]["n_active"], entry["config"]["loss"])
+    assert spans["tilt"][0] > 1.5 * spans["none"][0]
+    assert spans["tilt"][1:] == spans["none"][1:]
+
+
 def test_expert_counts_past_the_fitted_runs_are_flagged():
     fit = JitteredFit(JOINT, SWEEP)
     _, (entry,) = decide(fit, [10 * SWEEP["compute"].max()])

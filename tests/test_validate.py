@@ -10,7 +10,7 @@ import pytest
 import bayesmoe
 from bayesmoe.decide import validate as validation
 from bayesmoe.inference import discrepancy
-from bayesmoe.inference.discrepancy import Discrepancy, learn, past_fitted
+from bayesmoe.inference.discrepancy import Discrepancy, learn, learn_tilt, past_fitted
 from bayesmoe.report.html import FigureWriter
 from bayesmoe.report.sections import FitView
 from bayesmoe.report.validation import validation_section
@@ -85,6 +85,61 @@ def test_rank_one_normal_logpdf_equals_the_dense_normal():
     expected = [stats.multivariate_normal.logpdf(residual, np.zeros(6), np.diag(d) + np.outer(u, u))
                 for d, u in zip(diag, shift)]
     assert discrepancy.normal_rank_one_logpdf(residual, diag, shift) == pytest.approx(expected, rel=1e-10)
+
+
+def test_low_rank_normal_logpdf_equals_the_dense_normal():
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    diag, cols, residual = rng.uniform(1e-5, 1e-4, (3, 7)), rng.normal(0, 0.01, (3, 7, 2)), rng.normal(0, 0.01, 7)
+    expected = [stats.multivariate_normal.logpdf(residual, np.zeros(7), np.diag(d) + u @ u.T)
+                for d, u in zip(diag, cols)]
+    assert discrepancy.normal_low_rank_logpdf(residual, diag, cols) == pytest.approx(expected, rel=1e-10)
+    one = discrepancy.normal_low_rank_logpdf(residual, diag, cols[..., :1])
+    assert one == pytest.approx(discrepancy.normal_rank_one_logpdf(residual, diag, cols[..., 0]), rel=1e-10)
+
+
+def tilted_table(seed: int, u: float, steps: int = 12, runs: int = 10):
+    """Chaining errors of ``steps`` isoFLOP-like steps: per run independent scatter (sd 0.004) and per step a
+    shift (t = 0.005) and a tilt ``u d z' (ln N - mean)`` across the step's sizes (ln N spread by sd 1)."""
+    table = chaining_table(seed, s0=0.004, s1=0.0, t=0.005, steps=steps, runs=runs)
+    rng = np.random.default_rng(seed + 100)
+    table["distance"] = np.repeat(rng.uniform(0.3, 2.5, steps), runs)      # one distance per step
+    table["log_n"] = 12 + rng.standard_normal(steps * runs)
+    centred = table["log_n"] - table.groupby("step")["log_n"].transform("mean")
+    table["error"] += u * table["distance"] * rng.standard_normal(steps)[table["step"]] * centred
+    return table
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_learn_tilt_recovers_a_tilt_across_the_runs_of_a_step(seed):
+    table = tilted_table(seed, u=0.02)
+    args = (table["error"], table["law_sd"], table["distance"], table["step"])
+    draws, log_bf = learn_tilt(*args, table["log_n"], learn(*args).kept)
+    assert draws.shape == (discrepancy.KEPT_DRAWS,)
+    assert draws.mean() == pytest.approx(0.02, rel=0.4)
+    assert log_bf > 5  # the errors favour the tilt
+
+
+def test_learn_tilt_does_not_claim_a_tilt_the_errors_lack():
+    table = tilted_table(3, u=0.0)
+    args = (table["error"], table["law_sd"], table["distance"], table["step"])
+    draws, log_bf = learn_tilt(*args, table["log_n"], learn(*args).kept)
+    assert draws.mean() < 0.006 and log_bf < 1
+
+
+def test_the_tilt_moves_each_draws_best_size_and_nothing_else():
+    """The tilt is zero at the runs' mean size, grows with |ln N - mean| and the distance, and is common to
+    the runs of one prediction: per draw it is a straight line in ln N."""
+    term = Discrepancy(0.003, 0.0, "compute", 1e20, 40, max_distance=5.0, t=0.004, u=0.01, tilts=[0.01, 0.01])
+    frame = pd.DataFrame({"compute": 1e20 * np.exp(2.0), "n_active": np.exp([10.0, 11.0, 12.0])})
+    tilt = term.tilt(frame, np.random.default_rng(0), 100_000)
+    assert tilt[:, 1] == pytest.approx(0.0, abs=1e-12)
+    assert tilt.std(axis=0) == pytest.approx([0.02, 0.0, 0.02], rel=0.02, abs=1e-12)
+    assert np.allclose(tilt[:, 0], -tilt[:, 2])
+    none = Discrepancy(0.003, 0.0, "compute", 1e20, 40, max_distance=5.0, t=0.004)   # saved before the tilt
+    assert not none.tilt(frame, np.random.default_rng(0), 10).any()
+    assert "tilt" in term.formula() and "tilt" not in none.formula()
 
 
 def test_the_shift_is_common_to_the_runs_of_one_prediction():

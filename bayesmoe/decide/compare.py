@@ -220,7 +220,8 @@ def mixture_discrepancy(tables: Sequence[pd.DataFrame], weights: Sequence[float]
     are member k's ``error`` and ``law_sd`` (:func:`~bayesmoe.decide.validate.forward_chain` tables, aligned as in
     :func:`chaining_matrix`); (s0, s1, t) are then learned as for one law
     (:func:`bayesmoe.inference.discrepancy.learn`). The weights were stacked on the same predictions, so the
-    mixture's errors there are slightly optimistic. ``scale_column`` (``n_active`` or ``compute``, as the
+    mixture's errors there are slightly optimistic. Its tilt is learned from the same errors when the tables carry
+    ``log_n_active``. ``scale_column`` (``n_active`` or ``compute``, as the
     members were chained) and ``reference`` (its largest value among the fitted runs) place the term;
     its reach (``max_distance``) is the largest chained distance.
     """
@@ -230,8 +231,9 @@ def mixture_discrepancy(tables: Sequence[pd.DataFrame], weights: Sequence[float]
     sds = np.stack([t["law_sd"].to_numpy(float) for t in tables])
     error = np.sum(w * errors, axis=0)
     law_sd = np.sqrt(np.sum(w * (sds**2 + (errors - error) ** 2), axis=0))
+    log_n = tables[0]["log_n_active"].to_numpy(float) if "log_n_active" in tables[0].columns else None
     return Discrepancy.learned(error, law_sd, tables[0]["distance"].to_numpy(float), chaining_steps(tables[0]),
-                               scale_column=scale_column, reference=reference)
+                               scale_column=scale_column, reference=reference, log_n=log_n)
 
 
 def log_score(fit: Fit, runs: pd.DataFrame) -> np.ndarray:

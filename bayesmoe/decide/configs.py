@@ -23,7 +23,10 @@ The law is evaluated on each candidate through its own covariates (so its N coun
   observation noise and, for a fit with a learned model-discrepancy term, the law's form error at the
   run's distance past the fitted runs); ``loss_law``: the band of the law's mean alone;
 - ``optimal_config_bands``: bands over draws of each draw's own best trainable configuration (d_model,
-  n_layers, experts, top-k, granularity, N, N/Na, tokens): how sure the posterior is of each choice;
+  n_layers, experts, top-k, granularity, N, N/Na, tokens): how sure the posterior is of each choice. With a
+  learned discrepancy term whose tilt was learned, each draw's losses also carry one draw of the tilt across
+  the candidates (:meth:`~bayesmoe.inference.discrepancy.Discrepancy.tilt`), so the bands widen with the
+  budget's distance past the runs;
 - ``p_moe_beats_dense``: P(a run of ``moe_config`` ends below a run of ``dense_config``) under the
   posterior predictive (independent observation noise for the two runs; the form error, common to both at
   one budget, is left out). A published coefficient set has no
@@ -318,7 +321,10 @@ def recommend_configs(
             "the recommended configuration is the family's smallest depth (1 layer): the law prefers a "
             "smaller model on more tokens than the family allows"
         )
-    out["optimal_config_bands"] = _bands_of_best(candidates, loss, prob, family.preferred_aspect)
+    tilted = loss
+    if ev.discrepancy is not None:   # the law's form error tilts across the candidates: it moves each draw's best
+        tilted = loss * np.exp(ev.discrepancy.tilt(candidates, np.random.default_rng(seed + 7), len(loss)))
+    out["optimal_config_bands"] = _bands_of_best(candidates, tilted, prob, family.preferred_aspect)
     if "dense_config" in picks and "moe_config" in picks:
         out["moe_vs_dense"] = _versus(ev, loss, log_loss, picks["moe_config"], picks["dense_config"], prob, seed)
     return out

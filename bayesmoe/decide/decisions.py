@@ -27,7 +27,8 @@ from .family import Family, family_from_runs, paper_family, runs_expansions
 #: Budgets past this multiple of the largest fitted compute carry an extrapolation warning. Measured out of
 #: sample (benchmarks/RESULTS.md, "Out-of-sample check on our own sweep"): fitted on our CPU sweep, the joint
 #: law's band of the optimal dense size held the observed best size 3x past the runs and missed it 10x past
-#: (886k against 328k-602k), while the loss bands covered every run.
+#: (886k against 328k-602k), while the loss bands covered every run; with the discrepancy term's tilt the
+#: band (328k-1.26M) held it.
 EXTRAPOLATION_WARN = 10.0
 #: a continuous optimum whose n_active is more than this factor from the recommended run's describes another
 #: architecture (the law's published one) than the runs' family; it is not shown next to the recommendation.
@@ -360,9 +361,13 @@ def decide(
         if factor is not None and factor > EXTRAPOLATION_WARN:
             entry["warnings"].append(
                 f"extrapolation: {compute:.3g} FLOPs is {factor:.3g}x the largest fitted run "
-                f"({largest:.3g} FLOPs), past {EXTRAPOLATION_WARN:g}x; the bands assume the law's form holds there, "
-                "and the bands of sizes and tokens are the law's posterior alone (the discrepancy term widens "
-                "the loss bands only): 10x past our own sweep, the best dense size lay 2.7x above its 90% band"
+                f"({largest:.3g} FLOPs), past {EXTRAPOLATION_WARN:g}x; the bands assume the law's form holds there"
+                + (", up to the discrepancy term's tilt, which widens the bands of sizes and tokens: 10x past our "
+                   "own sweep the law-only band missed the best dense size (2.7x above it) and the tilted band "
+                   "held it" if term is not None and term.tilts is not None else
+                   ", and the bands of sizes and tokens are the law's posterior alone (no discrepancy tilt "
+                   "learned: bayesmoe validate FIT): 10x past our own sweep such a band missed the best dense "
+                   "size, 2.7x above it")
             )
         entry["warnings"] += _beyond_runs(entry.get("config"), runs)
         entry["warnings"] += _at_search_edge(entry.get("config"), choices)

@@ -56,7 +56,8 @@ class Validation:
             data), ``run_id``, ``scale``, ``distance`` (``ln`` past the largest fitted scale),
             ``observed`` / ``predicted`` (loss, nats; predicted = median of the law's mean), ``error``
             (log loss, observed minus predicted), ``law_sd`` (law-only predictive sd of log loss),
-            ``inside`` (in the law-only central ``prob`` interval).
+            ``inside`` (in the law-only central ``prob`` interval), ``log_n_active`` (``ln n_active``, for the
+            term's tilt).
         refits: one dict per refit: ``step``, ``n_train``, ``max_scale``, ``warnings`` (diagnostic
             warnings of that refit).
         discrepancy: the term learned from ``errors`` (None when there were no errors to learn from).
@@ -180,7 +181,8 @@ def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int =
                 "scale": test[column].to_numpy(float),
                 "distance": past_fitted(test[column].to_numpy(float), max_scale),
                 "observed": np.exp(observed), "predicted": np.exp(mean), "error": observed - mean,
-                "law_sd": draws.std(axis=0), "inside": (observed >= lo) & (observed <= hi), **extra,
+                "law_sd": draws.std(axis=0), "inside": (observed >= lo) & (observed <= hi),
+                "log_n_active": np.log(test["n_active"].to_numpy(float)), **extra,
             }))
     errors = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return errors, refits, column
@@ -199,7 +201,8 @@ def validate(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int = 0, l
     if len(errors):
         term = Discrepancy.learned(errors["error"].to_numpy(), errors["law_sd"].to_numpy(),
                                    errors["distance"].to_numpy(), chaining_steps(errors), scale_column=column,
-                                   reference=float(fitted.runs[column].max()))
+                                   reference=float(fitted.runs[column].max()),
+                                   log_n=errors["log_n_active"].to_numpy())
         fitted.update_meta(discrepancy=term.as_meta(), validation=_validation_meta(errors, refits, prob))
     return Validation(errors, refits, term, column, prob)
 

@@ -40,8 +40,26 @@ widens by about ``PRIOR_SD`` per unit of ``ln`` distance, on the prior's authori
 :meth:`Discrepancy.past_reach` flags those runs (``predict`` and ``optimum`` warn; ``bayesmoe validate
 --ahead K`` predicts K levels ahead and so learns from longer distances).
 
+The law's form error also *tilts* across the runs of one prediction: at one budget the errors of small and
+large models differ in sign (the chaining steps of our sweep and Epoch's runs, and the GPU runs 3x-10x past
+our sweep, show slopes of 0.003-0.02 in log loss per unit of ``ln n_active``). A tilt barely changes a
+run's loss band, but it moves *which* configuration is best, and that is what the optimum's size bands
+describe. So the term also carries
+
+    tilt_i = u d_i z' (x_i - x_bar),      x = ln n_active, x_bar its mean over the runs, z' ~ Normal(0, 1),
+    u ~ HalfNormal(PRIOR_SD)
+
+learned from the same chaining steps, where the errors of step k are Normal with covariance
+``diag(...) + U U^T``, ``U = [t d_k, u d_k (x_k - x_bar_k)]`` (rank two; :func:`normal_low_rank_logpdf`).
+u's posterior is computed conditionally on each stored draw of (s0, s1, t) (:func:`learn_tilt`): those keep
+the posterior they have without the tilt, so ``predict``'s bands are unchanged; the tilt (``u``, ``tilts``)
+enters only the bands of each posterior draw's own best configuration (``optimum``: ``optimal_config_bands``;
+:meth:`Discrepancy.tilt`). Learning all four jointly would re-attribute some of the per-run variance to the
+tilt; that is not done here.
+
 A term saved before the shift and the posterior were kept (no ``t``, no ``draws``) loads as the point
-(s0, s1) with ``t = 0``: the independent term it was.
+(s0, s1) with ``t = 0``: the independent term it was. A term saved before the tilt was learned has ``u = 0``
+and no ``tilts``: the optimum's bands are the law's alone, as they were.
 """
 from __future__ import annotations
 
@@ -77,6 +95,8 @@ class Discrepancy:
             0 in terms saved before it was learned).
         draws: posterior draws of ``[s0, s1, t]``, ``KEPT_DRAWS`` of them (None: the point values alone, as in
             terms saved before the posterior was kept).
+        u: sd of the tilt along ``ln n_active`` per unit of ``ln`` distance (posterior mean; 0 when not learned).
+        tilts: posterior draws of u, one per draw of ``draws`` (None: no tilt learned).
     """
 
     s0: float
@@ -87,6 +107,8 @@ class Discrepancy:
     max_distance: float | None = None
     t: float = 0.0
     draws: list[list[float]] | None = None
+    u: float = 0.0
+    tilts: list[float] | None = None
 
     def distance(self, frame: pd.DataFrame) -> np.ndarray:
         """``max(0, ln(scale / reference))`` per run of ``frame``, shape (n,)."""
@@ -136,6 +158,16 @@ class Discrepancy:
         independent, shift = self._parts(self.distance(frame)[None, :], self.prior_slopes(rng, draws)[:, None], hyper)
         return independent * rng.standard_normal(shape) + shift * rng.standard_normal((draws, 1))
 
+    def tilt(self, frame: pd.DataFrame, rng: np.random.Generator, draws: int) -> np.ndarray:
+        """Draws of the tilt of the law's form error across the runs of ``frame`` (one prediction, e.g. the
+        candidate configurations of one budget), shape (draws, n): ``u d_i z' (ln n_active_i - mean)`` with one
+        posterior draw of u and one z' per draw; zeros when no tilt was learned."""
+        if self.tilts is None or "n_active" not in frame.columns:
+            return np.zeros((draws, len(frame)))
+        u = np.asarray(self.tilts, dtype=float)[rng.integers(len(self.tilts), size=draws)]
+        x = np.log(frame["n_active"].to_numpy(float))
+        return (u * rng.standard_normal(draws))[:, None] * (self.distance(frame) * (x - x.mean()))[None, :]
+
     def past_reach(self, frame: pd.DataFrame) -> np.ndarray:
         """True per run of ``frame`` whose distance exceeds the chaining's ``max_distance``, shape (n,)."""
         if self.max_distance is None:
@@ -148,6 +180,9 @@ class Discrepancy:
         text = f"sd {self.s0:.{digits}f} + {self.s1:.{digits}f} {ln} per run"
         if self.t:
             text += f", plus a shift {self.t:.{digits}f} {ln} shared by the runs of one prediction"
+        if self.tilts is not None:
+            text += (f", and a tilt {self.u:.{digits}f} {ln} per unit of ln n_active across them (in the bands "
+                     "of the best configuration only)")
         return text + (" (posterior means)" if self.draws is not None else "")
 
     def reach_warning(self, distance: float, subject: str = "this prediction") -> str:
@@ -166,12 +201,17 @@ class Discrepancy:
 
     @classmethod
     def learned(cls, errors: np.ndarray, law_sd: np.ndarray, distance: np.ndarray, step: np.ndarray, *,
-                scale_column: str, reference: float) -> Discrepancy:
-        """The term learned from forward-chaining errors (:func:`learn`), placed at ``reference``."""
+                scale_column: str, reference: float, log_n: np.ndarray | None = None) -> Discrepancy:
+        """The term learned from forward-chaining errors (:func:`learn`), placed at ``reference``; with
+        ``log_n`` (``ln n_active`` of each error's run, shape (m,)) its tilt too (:func:`learn_tilt`)."""
         posterior = learn(errors, law_sd, distance, step)
+        tilt = {}
+        if log_n is not None:
+            tilts, _ = learn_tilt(errors, law_sd, distance, step, log_n, posterior.kept)
+            tilt = {"u": float(tilts.mean()), "tilts": tilts.round(7).tolist()}
         return cls(s0=posterior.mean[0], s1=posterior.mean[1], t=posterior.mean[2], scale_column=scale_column,
                    reference=float(reference), n_errors=len(np.asarray(errors)),
-                   max_distance=float(np.max(distance)), draws=posterior.kept.round(7).tolist())
+                   max_distance=float(np.max(distance)), draws=posterior.kept.round(7).tolist(), **tilt)
 
 
 def past_fitted(scale: np.ndarray, reference: float | np.ndarray) -> np.ndarray:
@@ -222,6 +262,63 @@ def normal_rank_one_logpdf(residual: np.ndarray, diag: np.ndarray, shift: np.nda
     denom = 1.0 + np.sum(shift * shift * inv, axis=1)
     quad = np.sum(residual * residual * inv, axis=1) - np.sum(residual * shift * inv, axis=1) ** 2 / denom
     return -0.5 * (quad + np.sum(np.log(diag), axis=1) + np.log(denom) + diag.shape[1] * np.log(2 * np.pi))
+
+
+def normal_low_rank_logpdf(residual: np.ndarray, diag: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """log Normal(residual; 0, diag(diag) + cols cols^T) row by row (Woodbury identity).
+
+    Args:
+        residual: shape (n,).
+        diag: shape (R, n): the diagonal variances.
+        cols: shape (R, n, r): the low-rank columns.
+
+    Returns:
+        shape (R,).
+    """
+    inv = 1.0 / diag
+    scaled = cols * inv[..., None]                                          # D^-1 U
+    capacitance = np.eye(cols.shape[-1]) + np.einsum("rni,rnj->rij", cols, scaled)
+    b = np.einsum("rni,n->ri", scaled, residual)                            # U^T D^-1 e
+    quad = np.sum(residual * residual * inv, axis=1) - np.einsum(
+        "ri,ri->r", b, np.linalg.solve(capacitance, b[..., None])[..., 0])
+    logdet = np.sum(np.log(diag), axis=1) + np.linalg.slogdet(capacitance)[1]
+    return -0.5 * (quad + logdet + diag.shape[1] * np.log(2 * np.pi))
+
+
+def learn_tilt(errors: np.ndarray, law_sd: np.ndarray, distance: np.ndarray, step: np.ndarray, log_n: np.ndarray,
+               hyper: np.ndarray) -> tuple[np.ndarray, float]:
+    """Posterior draws of the tilt u, one per draw of ``hyper`` (module docstring).
+
+    Args:
+        errors, law_sd, distance, step: as for :func:`learn`, shape (m,).
+        log_n: ``ln n_active`` of each error's run, shape (m,); centred within each chaining step.
+        hyper: draws of (s0, s1, t), shape (J, 3) (:attr:`HyperPosterior.kept`).
+
+    Returns:
+        (u draws shape (J,), sampled per draw of ``hyper`` from u's grid posterior given that draw, with a fixed
+        seed; the log Bayes factor of the tilt against none, with (s0, s1, t) averaged over ``hyper``).
+    """
+    errors, law_sd, distance, log_n = (np.asarray(a, dtype=float) for a in (errors, law_sd, distance, log_n))
+    hyper = np.asarray(hyper, dtype=float)
+    values, log_mass = hyper_grid()
+    labels = pd.factorize(np.asarray(step))[0]
+    s0, s1, t = (np.repeat(hyper[:, i], len(values))[:, None] for i in range(3))   # (J * U, 1)
+    u = np.tile(values, len(hyper))[:, None]
+    loglik = np.zeros(len(hyper) * len(values))
+    for k in range(labels.max() + 1):
+        mine = labels == k
+        d, e, v2 = distance[mine][None, :], errors[mine], law_sd[mine][None, :] ** 2
+        centred = (log_n[mine] - log_n[mine].mean())[None, :]
+        diag = v2 + (s0 + s1 * d) ** 2
+        cols = np.stack([np.broadcast_to(t * d, diag.shape), u * d * centred], axis=-1)
+        loglik += normal_low_rank_logpdf(e, diag, cols)
+    loglik = loglik.reshape(len(hyper), len(values))
+    joint = log_mass[None, :] + loglik
+    post = np.exp(joint - special.logsumexp(joint, axis=1, keepdims=True))
+    rng = np.random.default_rng(1)
+    draws = values[[rng.choice(len(values), p=row / row.sum()) for row in post]]
+    log_bf = float(special.logsumexp(joint) - special.logsumexp(loglik[:, 0]))
+    return draws, log_bf
 
 
 def chaining_loglik(errors: np.ndarray, law_sd: np.ndarray, distance: np.ndarray, step: np.ndarray,
