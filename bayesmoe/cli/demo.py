@@ -4,7 +4,8 @@
    and joint laws on the runs below the top budget (its runs are held out), learn how each law's
    error grows past the data and check it on the held-out runs (``bayesmoe validate``), compare the laws
    by PSIS-LOO, print what to train (trainable configurations) at 10x and 30x the largest run, and write
-   a report to ``<out>/demo/`` (with the simulation-based calibration of the models, from a checkout).
+   a report to ``<out>/demo/`` (with, from a checkout, the calibration table across datasets and the
+   simulation-based calibration of the models).
 2. Real MoE runs nobody here made (Clark et al. 2022, shipped): the routing law pooled by router, the
    best expert count by active size and where experts stop paying, and a report to ``<out>/clark2022/``.
 3. Dense runs at scale (Gadre et al. 2024, shipped): the Chinchilla law pooled by training corpus, and
@@ -80,6 +81,16 @@ def top_budget_runs() -> int:
     return int((runs["budget"] == runs["budget"].max()).sum())
 
 
+#: Calibration results of a repository checkout (benchmarks/calibration.py writes them).
+CALIBRATION_RESULTS = SBC_RESULTS.parent / "calibration_results.json"
+
+
+def calibration_results() -> list[str]:
+    """``--calibration <file>`` with the repository's calibration table across datasets
+    (``benchmarks/calibration_results.json``) when this is a checkout that has it."""
+    return ["--calibration", str(CALIBRATION_RESULTS)] if CALIBRATION_RESULTS.is_file() else []
+
+
 def sbc_results() -> list[str]:
     """``--sbc <folder>`` with the repository's simulation-based calibration results
     (``benchmarks/sbc``, written by ``benchmarks/sbc.py``) when this is a checkout that has them."""
@@ -124,8 +135,8 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
             "The same with the granularity law",
             ["optimum", gran, "--compute", *budgets, *granularity_options],
         ),
-        ("Report on our runs (with the simulation-based calibration of the models)",
-         ["report", gran, joint, "--out", str(own), *sbc_results()]),
+        ("Report on our runs (with the calibration across datasets and the simulation-based calibration of the models)",
+         ["report", gran, joint, "--out", str(own), *calibration_results(), *sbc_results()]),
         (
             "Real MoE runs: Clark et al. 2022, routing law pooled by router",
             [

@@ -25,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="add the simulation-based calibration section from DIR/<model>.jsonl (benchmarks/sbc.py writes them)",
     )
     parser.add_argument(
+        "--calibration", metavar="FILE",
+        help="add the calibration table across datasets from FILE (benchmarks/calibration.py writes "
+             "benchmarks/calibration_results.json)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help='print {"report": path, "figures": [paths]} as one JSON object'
     )
 
@@ -33,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ..report import report
     from .output import print_json
 
-    path = report(args.fits, args.out, title=args.title, budgets=args.budgets, sbc=args.sbc)
+    path = report(args.fits, args.out, title=args.title, budgets=args.budgets, sbc=args.sbc,
+                  calibration=args.calibration)
     figures = sorted(str(p) for p in path.parent.glob("*.png"))
     if args.json:
         print_json({"report": str(path), "figures": figures})

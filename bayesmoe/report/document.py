@@ -11,6 +11,7 @@ from ..config import float64
 from ..decide.design import DesignResult
 from ..errors import BayesMoeError
 from ..inference import Fit, load_fit
+from .calibration import calibration_section, read_calibration
 from .html import FigureWriter, page
 from .sbc import read_sbc, sbc_section
 from .sections import (
@@ -46,6 +47,7 @@ def report(
     title: str | None = None,
     budgets: Sequence[float] | None = None,
     sbc: str | os.PathLike | None = None,
+    calibration: str | os.PathLike | None = None,
 ) -> Path:
     """Write ``<out>/report.html`` and its figures (``<out>/<figure>.png``) for one or more fits.
 
@@ -59,6 +61,9 @@ def report(
             largest fitted run and the three after it).
         sbc: a folder of simulation-based calibration results (``benchmarks/sbc.py`` writes
             ``<model>.jsonl`` there); adds the section ``sbc`` (:mod:`bayesmoe.report.sbc`).
+        calibration: a calibration results file (``benchmarks/calibration.py`` writes
+            ``benchmarks/calibration_results.json``); adds the section ``calibration``
+            (:mod:`bayesmoe.report.calibration`).
 
     Returns:
         The path of the HTML page.
@@ -66,12 +71,14 @@ def report(
     items = [fits] if isinstance(fits, (Fit, str, os.PathLike)) else list(fits)
     if not items:
         raise BayesMoeError("report needs at least one fit")
+    # the cheap inputs first: a bad results file fails before any fit is read
+    sbc_results = read_sbc(sbc) if sbc is not None else None
+    calibration_records = read_calibration(calibration) if calibration is not None else None
     loaded = [f if isinstance(f, Fit) else load_fit(f) for f in items]
     if budgets is not None:
         budgets = np.asarray(budgets, dtype=float)
         if budgets.ndim != 1 or not np.all(np.isfinite(budgets)) or np.any(budgets <= 0):
             raise BayesMoeError(f"--budgets must be positive numbers of FLOPs, got {list(np.ravel(budgets))}")
-    sbc_results = read_sbc(sbc) if sbc is not None else None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BayesMoeError(f"--out '{out}' is a file; expected a folder for the report")
@@ -90,6 +97,8 @@ def report(
         sections.append(section)
     if design is not None:
         sections.append(next_runs_section(design, writer))
+    if calibration_records is not None:
+        sections.append(calibration_section(calibration_records, calibration))
     if sbc_results is not None:
         sections.append(sbc_section(sbc_results, sbc, writer))
     sections.insert(0, glance_section(views, comparison))
