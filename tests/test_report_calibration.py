@@ -17,7 +17,8 @@ def _scores(law_cov, with_cov, err=0.01, r2=0.9):
 
 
 RECORDS = [
-    {"case": "alpha", "law": "chinchilla", "n_train": 50, "n_heldout": 10, "heldout_distance": 1.2, **_scores(0.6, 0.9)},
+    {"case": "alpha", "law": "chinchilla", "n_train": 50, "n_heldout": 10, "heldout_distance": 1.2,
+     **_scores(0.6, 0.9)},
     {"case": "beta", "law": "joint", "n_train": 40, "n_heldout": 9, "heldout_distance": 2.0, **_scores(0.89, 1.0)},
     {"case": "alpha, two steps", "law": "chinchilla", "n_train": 30,
      "by_step": {"1": {"n_runs": 8, "median_distance": 0.5, **_scores(0.5, 0.75)},
