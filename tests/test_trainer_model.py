@@ -73,6 +73,21 @@ def test_sorted_dispatch_under_autocast_runs_in_the_autocast_dtype():
     torch.testing.assert_close(y.float(), ref, rtol=0.05, atol=0.05 * ref.abs().max().item())
 
 
+def _train(model, ids, steps: int) -> list[float]:
+    """``steps`` AdamW steps (lr 1e-2) of next-token cross-entropy plus the aux losses on ``ids`` (vocab 40);
+    the cross-entropy of each step."""
+    opt = torch.optim.AdamW(model.parameters(), 1e-2)
+    losses = []
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(ids).reshape(-1, 40), ids.roll(-1, 1).reshape(-1))
+        bal, z = model.aux_losses()
+        opt.zero_grad()
+        (loss + 0.01 * bal + 1e-3 * z).backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 def test_masked_dispatch_leaves_unchosen_experts_without_gradient():
     """Running every expert on every token must not leak: an expert no token chose (the last one in
     ``_inputs``) gets exactly zero weight gradient, and each chosen expert's gradient equals the sorted
@@ -95,15 +110,7 @@ def test_masked_dispatch_trains_the_same_model_as_sorted():
     for name in ("sorted", "masked"):
         torch.manual_seed(0)
         model = Transformer(cfg, dispatch=name)
-        opt = torch.optim.AdamW(model.parameters(), 1e-2)
-        losses[name] = []
-        for _ in range(10):
-            loss = torch.nn.functional.cross_entropy(model(ids).reshape(-1, 40), ids.roll(-1, 1).reshape(-1))
-            bal, z = model.aux_losses()
-            opt.zero_grad()
-            (loss + 0.01 * bal + 1e-3 * z).backward()
-            opt.step()
-            losses[name].append(loss.item())
+        losses[name] = _train(model, ids, 10)
     assert losses["sorted"][-1] < 0.8 * losses["sorted"][0]
     torch.testing.assert_close(torch.tensor(losses["masked"]), torch.tensor(losses["sorted"]), rtol=1e-4, atol=1e-5)
 
@@ -166,15 +173,7 @@ def test_model_is_causal_and_trains():
     out2 = model(ids2)
     torch.testing.assert_close(out[:, :7], out2[:, :7])
     assert not torch.allclose(out[:, 7:], out2[:, 7:])
-    opt = torch.optim.AdamW(model.parameters(), 1e-2)
-    losses = []
-    for _ in range(30):
-        loss = torch.nn.functional.cross_entropy(model(ids).reshape(-1, 40), ids.roll(-1, 1).reshape(-1))
-        bal, z = model.aux_losses()
-        opt.zero_grad()
-        (loss + 0.01 * bal + 1e-3 * z).backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = _train(model, ids, 30)
     assert losses[-1] < 0.5 * losses[0]
 
 
