@@ -55,7 +55,8 @@ u's posterior is computed conditionally on each stored draw of (s0, s1, t) (:fun
 the posterior they have without the tilt, so ``predict``'s bands are unchanged; the tilt (``u``, ``tilts``)
 enters only the bands of each posterior draw's own best configuration (``optimum``: ``optimal_config_bands``;
 :meth:`Discrepancy.tilt`). Learning all four jointly would re-attribute some of the per-run variance to the
-tilt; that is not done here.
+tilt; that is not done here. Where the chaining steps' runs barely differ in size (levels of ``n_active``, as
+for the routing law) the errors say little about u, and its posterior stays near the prior.
 
 A term saved before the shift and the posterior were kept (no ``t``, no ``draws``) loads as the point
 (s0, s1) with ``t = 0``: the independent term it was. A term saved before the tilt was learned has ``u = 0``
