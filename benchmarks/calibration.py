@@ -233,6 +233,21 @@ def save_record(out: Path, results: list[dict], record: dict) -> list[dict]:
     return results
 
 
+def run_and_save(out: Path, names: list[str], run) -> list[dict]:
+    """The records of ``out`` (a results file; missing: none) with each case of ``names`` run (``run(name)``
+    returns its record) and saved as it finishes (:func:`save_record`); Epoch's case is skipped where its data
+    is absent."""
+    results = json.loads(out.read_text()) if out.exists() else []
+    if names:
+        bayesmoe.configure()
+    for name in names:
+        if name == "epoch" and not EPOCH.exists():
+            print(f"skip epoch: {EPOCH} is absent")
+            continue
+        results = save_record(out, results, run(name))
+    return results
+
+
 def _pair(scores: dict, key: str, fmt: str) -> str:
     law_only, with_term = scores["law_only"][key], (scores.get("with_discrepancy") or {}).get(key, float("nan"))
     return f"{law_only:{fmt}} / {with_term:{fmt}}"
@@ -273,21 +288,15 @@ def main() -> None:
     parser.add_argument("--two-step", action="store_true",
                         help="hold out the top two levels and score one and two steps past the data (docstring)")
     args = parser.parse_args()
-    out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else []
-    if not args.table:
-        bayesmoe.configure()
-        for name in args.only:
-            if name == "epoch" and not EPOCH.exists():
-                print(f"skip epoch: {EPOCH} is absent")
-                continue
-            case = CASES[name]
-            if name == "clark" and args.clark_single:
-                case = {k: v for k, v in case.items() if k != "candidates"} | {"law": "routing"}
-            runner = run_stacked_case if "candidates" in case else run_case
-            record = runner(name, case, args.steps, args.two_step)
-            results = save_record(out, results, record)
-    print(table(results))
+
+    def run(name: str) -> dict:
+        case = CASES[name]
+        if name == "clark" and args.clark_single:
+            case = {k: v for k, v in case.items() if k != "candidates"} | {"law": "routing"}
+        runner = run_stacked_case if "candidates" in case else run_case
+        return runner(name, case, args.steps, args.two_step)
+
+    print(table(run_and_save(Path(args.out), [] if args.table else args.only, run)))
 
 
 if __name__ == "__main__":

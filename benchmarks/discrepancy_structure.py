@@ -41,7 +41,6 @@ and the median error, are the same in every variant (each term is zero-mean).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -56,7 +55,7 @@ from bayesmoe.decide.validate import chaining_steps, validate
 from bayesmoe.inference.discrepancy import PRIOR_SD, learn, normal_rank_one_logpdf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration import CASES, load_case, save_record, split  # noqa: E402  (the calibration cases, one definition)
+from calibration import CASES, load_case, run_and_save, split  # noqa: E402  (the calibration cases, one definition)
 
 #: Posterior-predictive draws used on the held-out runs.
 DRAWS = 2000
@@ -163,17 +162,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/discrepancy_structure_results.json")
     parser.add_argument("--table", action="store_true", help="print the table of --out and stop")
     args = parser.parse_args()
-    out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else []
-    if not args.table:
-        bayesmoe.configure()
-        for name in args.only:
-            if name == "epoch" and not Path(CASES["epoch"]["runs"]).exists():
-                print(f"skip epoch: {CASES['epoch']['runs']} is absent")
-                continue
-            record = run_case(name)
-            results = save_record(out, results, record)
-    print(table(results))
+    print(table(run_and_save(Path(args.out), [] if args.table else args.only, run_case)))
 
 
 if __name__ == "__main__":
