@@ -64,22 +64,27 @@ def profile_grid(profile: pd.DataFrame, points: int = 200) -> pd.DataFrame:
     return out
 
 
-def best_size_band(fitted, profile: pd.DataFrame, prob: float = PROB, tilt: bool = True) -> dict:
-    """The band of the optimal n_active along ``profile``; ``tilt``: each draw's losses carry one draw of the
-    discrepancy term's tilt across the profile (as ``optimum``'s bands of the best configuration do)."""
+def _band(best: np.ndarray, prob: float) -> list[float]:
+    return [float(q) for q in np.quantile(best, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2])]
+
+
+def best_size_band(fitted, profile: pd.DataFrame, prob: float = PROB) -> dict:
+    """The band of the optimal n_active along ``profile``: ``band`` with each draw's losses carrying one draw of
+    the discrepancy term's tilt across the profile (as ``optimum``'s bands of the best configuration do; the
+    law's alone for a fit without a tilt), and ``law_only``."""
     grid = profile_grid(profile)
+    sizes = grid["n_active"].to_numpy()
     log_loss = fitted.log_mean(grid)  # (S, points)
     term = fitted.discrepancy
-    if tilt and term is not None:
-        log_loss = log_loss + term.tilt(grid, np.random.default_rng(7), len(log_loss))
-    best = grid["n_active"].to_numpy()[np.argmin(log_loss, axis=1)]
-    lo, mid, hi = np.quantile(best, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2])
+    tilt = 0.0 if term is None else term.tilt(grid, np.random.default_rng(7), len(log_loss))
+    best = sizes[np.argmin(log_loss + tilt, axis=1)]
+    lo, mid, hi = _band(best, prob)
     observed = float(profile.loc[profile["loss"].idxmin(), "n_active"])
-    edge = np.mean((best <= grid["n_active"].iloc[0]) | (best >= grid["n_active"].iloc[-1]))
+    edge = np.mean((best <= sizes[0]) | (best >= sizes[-1]))
     inside = lo * (1 - 1e-9) <= observed <= hi * (1 + 1e-9)   # exp(log(n)) may round a run's own size off itself
     return {"family": {c: profile[c].iloc[0] for c in FAMILY}, "sizes": len(profile), "observed_best": observed,
-            "band": [float(lo), float(mid), float(hi)], "inside": bool(inside),
-            "share_at_grid_edge": float(edge)}
+            "band": [lo, mid, hi], "inside": bool(inside), "share_at_grid_edge": float(edge),
+            "law_only": _band(sizes[np.argmin(log_loss, axis=1)], prob)}
 
 
 def main() -> None:
@@ -111,7 +116,6 @@ def main() -> None:
     scores = validation.calibration(fitted, heldout)
     by = FAMILY + (["budget"] if "budget" in heldout.columns else [])   # one profile per family and budget
     profiles = [best_size_band(fitted, p) | ({"budget": float(p["budget"].iloc[0])} if "budget" in by else {})
-                | {"law_only": best_size_band(fitted, p, tilt=False)["band"]}
                 for _, p in heldout.groupby(by) if len(p) >= 3]
     result = {"law": args.law, "where": args.where, "n_fit": len(train), "n_heldout": len(heldout),
               "heldout_compute": float(heldout["compute"].median()),
