@@ -128,7 +128,8 @@ def steps(out: Path, draws: int, warmup: int) -> list[tuple[str, list[str]]]:
         ("The same for the granularity law", ["validate", gran]),
         ("Which law predicts held-out runs better (PSIS-LOO, stacking weights)", ["compare", gran, joint]),
         (
-            "What to train at 10x and 30x our largest run: joint law (trainable configurations, 90% bands)",
+            "What to train at 10x and 30x our largest run, which the fits held out (each budget's factor past the "
+            "fitted runs is printed): joint law (trainable configurations, 90% bands)",
             ["optimum", joint, "--compute", *budgets, *joint_options],
         ),
         (
