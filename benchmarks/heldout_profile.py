@@ -79,12 +79,24 @@ def best_size_band(fitted, profile: pd.DataFrame, prob: float = PROB) -> dict:
     tilt = 0.0 if term is None else term.tilt(grid, np.random.default_rng(7), len(log_loss))
     best = sizes[np.argmin(log_loss + tilt, axis=1)]
     lo, mid, hi = _band(best, prob)
-    observed = float(profile.loc[profile["loss"].idxmin(), "n_active"])
     edge = np.mean((best <= sizes[0]) | (best >= sizes[-1]))
-    inside = lo * (1 - 1e-9) <= observed <= hi * (1 + 1e-9)   # exp(log(n)) may round a run's own size off itself
-    return {"family": {c: profile[c].iloc[0] for c in FAMILY}, "sizes": len(profile), "observed_best": observed,
-            "band": [lo, mid, hi], "inside": bool(inside), "share_at_grid_edge": float(edge),
-            "law_only": _band(sizes[np.argmin(log_loss, axis=1)], prob)}
+    out = {"family": {c: profile[c].iloc[0] for c in FAMILY}, "sizes": len(profile), "band": [lo, mid, hi],
+           "share_at_grid_edge": float(edge), "law_only": _band(sizes[np.argmin(log_loss, axis=1)], prob)}
+    if "loss" in profile.columns and profile["loss"].notna().all():   # a planned profile has no losses yet
+        observed = float(profile.loc[profile["loss"].idxmin(), "n_active"])
+        out["observed_best"] = observed
+        out["inside"] = bool(lo * (1 - 1e-9) <= observed <= hi * (1 + 1e-9))  # exp(log(n)) may round a size
+    return out
+
+
+def planned_predictions(fitted, plan: pd.DataFrame, prob: float = PROB) -> list[dict]:
+    """Each planned run's predictive band of loss, law-only and with the discrepancy term (no loss needed)."""
+    law_only = fitted.predict(plan, prob=prob, discrepancy=False)
+    with_term = fitted.predict(plan, prob=prob)
+    return [{"run_id": r, "n_active": float(n), "compute": float(c), "law_only": list(map(float, a[1:4])),
+             "with_discrepancy": list(map(float, b[1:4]))}
+            for r, n, c, a, b in zip(plan["run_id"], plan["n_active"], plan["compute"],
+                                     law_only.itertuples(index=False), with_term.itertuples(index=False))]
 
 
 def main() -> None:
@@ -96,12 +108,17 @@ def main() -> None:
     parser.add_argument("--where", metavar="EXPR", help="pandas query of the runs to use at all (before the split)")
     parser.add_argument("--heldout", metavar="EXPR", help="pandas query of the held-out runs (default: see split)")
     parser.add_argument("--method", choices=["nuts", "laplace"], default="nuts", help="laplace: a quick dry run")
+    parser.add_argument("--predict", metavar="PLAN.csv",
+                        help="predict a planned design (no losses yet) from a fit on all the runs: a prediction "
+                             "recorded before the runs are trained")
     args = parser.parse_args()
     bayesmoe.configure()
     frame = pd.concat([load_runs(r, law=args.law) for r in args.runs], ignore_index=True)
     if args.where:
         frame = frame[frame.eval(args.where).to_numpy(bool)].reset_index(drop=True)
-    if args.heldout:
+    if args.predict:
+        train, heldout = frame, pd.read_csv(args.predict)
+    elif args.heldout:
         held = frame.eval(args.heldout).to_numpy(bool)
         train, heldout = frame[~held].copy(), frame[held].copy()
     else:
@@ -113,7 +130,7 @@ def main() -> None:
             validation.REFIT_METHOD = "laplace"
         validation.validate(fitted)
     fit_warnings = sorted({str(w.message) for w in caught if w.category.__name__ == "FitWarning"})
-    scores = validation.calibration(fitted, heldout)
+    scores = None if args.predict else validation.calibration(fitted, heldout)
     by = FAMILY + (["budget"] if "budget" in heldout.columns else [])   # one profile per family and budget
     profiles = [best_size_band(fitted, p) | ({"budget": float(p["budget"].iloc[0])} if "budget" in by else {})
                 for _, p in heldout.groupby(by) if len(p) >= 3]
@@ -121,6 +138,7 @@ def main() -> None:
               "heldout_compute": float(heldout["compute"].median()),
               "largest_fitted_compute": float(train["compute"].max()),
               "scores": scores, "profiles": profiles, "fit_warnings": fit_warnings,
+              **({"plan": args.predict, "predictions": planned_predictions(fitted, heldout)} if args.predict else {}),
               "discrepancy": {k: v for k, v in (fitted.meta.get("discrepancy") or {}).items() if k != "draws"}}
     with open(args.out, "w") as handle:
         json.dump(result, handle, indent=1, default=float)
