@@ -77,6 +77,21 @@ def test_gpu_extension_continues_the_cpu_sweep():
     assert np.abs(diff).max() < 0.02 and abs(diff.mean()) < 0.005
 
 
+def test_gpu_extension_runs_are_their_plans_rows_and_the_3e14_prediction_covers_them():
+    """Every GPU run trained a row of one of the committed plans, unchanged; the prediction recorded before the
+    3e14 runs (benchmarks/prediction_3e14.json) names exactly the plan-v3 runs."""
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    gpu = datasets.load("trainer_gpu_extension").set_index("run_id")
+    plans = pd.concat([pd.read_csv(bench / f"gpu_sweep_plan_{v}.csv") for v in ("v2", "v3", "v4")])
+    plans = plans.drop_duplicates("run_id").set_index("run_id")
+    assert set(gpu.index) <= set(plans.index)
+    for column in ("n_active", "tokens", "n_layers", "d_model", "n_experts", "top_k", "batch_seqs", "steps", "lr"):
+        assert np.allclose(gpu[column].astype(float), plans.loc[gpu.index, column].astype(float)), column
+    predicted = {p["run_id"] for p in json.loads((bench / "prediction_3e14.json").read_text())["predictions"]}
+    assert predicted == set(pd.read_csv(bench / "gpu_sweep_plan_v3.csv")["run_id"])
+    assert set(gpu.index[gpu["budget"] == 3e14]) <= predicted
+
+
 def test_unknown_dataset_is_a_clean_error():
     with pytest.raises(BayesMoeError, match="unknown dataset 'chinchilla'.*clark2022_routing"):
         datasets.load("chinchilla")

@@ -41,12 +41,14 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             "trainer_gpu_extension",
-            "24 runs of the CPU sweep's recipe on one GPU (float32): 15 past its top budget, at 3e13 and 1e14 "
-            "real FLOPs (dense and E 16 top-2), and 9 replicas of its 1e13 runs (design = replica)",
-            "bayesmoe `make gpu-check` (python -m trainer sweep --plan benchmarks/gpu_sweep_plan_v2.csv); "
+            "33 runs of the CPU sweep's recipe on one GPU (float32): 24 past its top budget, at 3e13, 1e14 and "
+            "3e14 real FLOPs (dense and E 16 top-2; 3e14 dense only, predicted before it was trained), and 9 "
+            "replicas of its 1e13 runs (design = replica)",
+            "bayesmoe `make gpu-check` (python -m trainer sweep --plan benchmarks/gpu_sweep_plan_v2.csv, "
+            "then _v3.csv and _v4.csv); "
             "provenance in trainer_gpu_extension.md",
             "Apache-2.0 (made by this project)",
-            24,
+            33,
             "group = trainer-gpu-v2 (one sweep); design = core or replica",
             "joint, chinchilla (test data for fits of trainer_cpu_sweep)",
         ),
