@@ -19,7 +19,13 @@ per draw gives the band. A band whose edge touches the grid edge is reported as 
         # the earlier check: runs above 2e12 dropped first, so 2e12 is the held-out top
     python benchmarks/heldout_profile.py --runs dataset:trainer_cpu_sweep dataset:trainer_gpu_extension \
         --where "design != 'replica'" --heldout "budget > 2e13" --out benchmarks/heldout_profile_gpu.json
-        # all 80 CPU runs fitted; the GPU runs at 3e13 and 1e14 held out (one profile per family and budget)
+        # all 80 CPU runs fitted; the GPU runs past 2e13 held out (one profile per family and budget)
+    python benchmarks/heldout_profile.py --runs dataset:trainer_cpu_sweep dataset:trainer_gpu_extension \
+        --where "design != 'replica'" --predict benchmarks/gpu_sweep_plan_v3.csv --out benchmarks/prediction_3e14.json
+        # a prediction of planned runs (no losses), recorded before they are trained
+    python benchmarks/heldout_profile.py --runs dataset:trainer_gpu_extension --where "design != 'replica'" \
+        --score benchmarks/prediction_3e14.json --out benchmarks/prediction_3e14_scored.json
+        # that prediction against the runs once trained (no fit)
 """
 from __future__ import annotations
 
@@ -64,6 +70,11 @@ def profile_grid(profile: pd.DataFrame, points: int = 200) -> pd.DataFrame:
     return out
 
 
+def _inside(band: list[float], size: float) -> bool:
+    """Whether ``size`` lies in a size band; exp(log(n)) may round a run's own size off itself by 1e-16."""
+    return bool(band[0] * (1 - 1e-9) <= size <= band[-1] * (1 + 1e-9))
+
+
 def _band(best: np.ndarray, prob: float) -> list[float]:
     return [float(q) for q in np.quantile(best, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2])]
 
@@ -85,7 +96,7 @@ def best_size_band(fitted, profile: pd.DataFrame, prob: float = PROB) -> dict:
     if "loss" in profile.columns and profile["loss"].notna().all():   # a planned profile has no losses yet
         observed = float(profile.loc[profile["loss"].idxmin(), "n_active"])
         out["observed_best"] = observed
-        out["inside"] = bool(lo * (1 - 1e-9) <= observed <= hi * (1 + 1e-9))  # exp(log(n)) may round a size
+        out["inside"] = _inside([lo, hi], observed)
     return out
 
 
@@ -97,6 +108,34 @@ def planned_predictions(fitted, plan: pd.DataFrame, prob: float = PROB) -> list[
              "with_discrepancy": list(map(float, b[1:4]))}
             for r, n, c, a, b in zip(plan["run_id"], plan["n_active"], plan["compute"],
                                      law_only.itertuples(index=False), with_term.itertuples(index=False))]
+
+
+def score_prediction(prediction: dict, runs: pd.DataFrame) -> dict:
+    """A recorded ``--predict`` output against the runs since trained: per run, whether its loss lies inside
+    the law-only band and the band with the term; per profile, whether the observed best size lies inside the
+    recorded best-size bands (with the tilt and law-only). Runs not trained yet are left out."""
+    losses = runs.set_index("run_id")["loss"]
+    rows = [p | {"observed": float(losses[p["run_id"]]),
+                 **{f"inside_{k}": bool(p[k][0] <= losses[p["run_id"]] <= p[k][2])
+                    for k in ("law_only", "with_discrepancy")}}
+            for p in prediction["predictions"] if p["run_id"] in losses.index]
+    profiles = []
+    for recorded in prediction["profiles"]:
+        family = np.ones(len(runs), bool)
+        for column, value in recorded["family"].items():
+            family &= np.isclose(runs[column].astype(float), float(value))
+        if "budget" in recorded:
+            family &= np.isclose(runs["budget"].astype(float), recorded["budget"])
+        trained = runs[family]
+        if len(trained) < recorded["sizes"]:
+            continue
+        best = float(trained.loc[trained["loss"].idxmin(), "n_active"])
+        profiles.append(recorded | {"observed_best": best,
+                                    "inside": _inside(recorded["band"], best),
+                                    "inside_law_only": _inside(recorded["law_only"], best)})
+    return {"plan": prediction.get("plan"), "runs": rows, "profiles": profiles,
+            **{f"coverage_{k}": float(np.mean([r[f"inside_{k}"] for r in rows])) if rows else None
+               for k in ("law_only", "with_discrepancy")}}
 
 
 def main() -> None:
@@ -111,11 +150,20 @@ def main() -> None:
     parser.add_argument("--predict", metavar="PLAN.csv",
                         help="predict a planned design (no losses yet) from a fit on all the runs: a prediction "
                              "recorded before the runs are trained")
+    parser.add_argument("--score", metavar="PREDICTION.json",
+                        help="score a recorded --predict output against the runs of --runs (no fit)")
     args = parser.parse_args()
     bayesmoe.configure()
     frame = pd.concat([load_runs(r, law=args.law) for r in args.runs], ignore_index=True)
     if args.where:
         frame = frame[frame.eval(args.where).to_numpy(bool)].reset_index(drop=True)
+    if args.score:
+        with open(args.score) as handle:
+            result = score_prediction(json.load(handle), frame)
+        with open(args.out, "w") as handle:
+            json.dump(result, handle, indent=1, default=float)
+        print(json.dumps(result, indent=1, default=float))
+        return
     if args.predict:
         train, heldout = frame, pd.read_csv(args.predict)
     elif args.heldout:
