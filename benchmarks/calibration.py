@@ -24,8 +24,8 @@ Cases (held-out top of scale):
     clark_config  as clark, all 195 runs, each law pooled by router and routing configuration
             (``--group group+routing_frequency+top_k``: 13 groups, dense runs shared)
     sweep   our CPU sweep, joint law, the top compute budget held out
-    sweep_gpu  our CPU sweep, joint law, all 80 runs fitted; held out: the GPU runs of the same recipe at 3e13
-            and 1e14 FLOPs (``trainer_gpu_extension``, its replicas left out), 3x and 10x past the sweep's top
+    sweep_gpu  our CPU sweep, joint law, all 80 runs fitted; held out: the GPU runs of the same recipe at 3e13,
+            1e14 and 3e14 FLOPs (``trainer_gpu_extension``, its replicas left out), 3x-30x past the sweep's top
 
 ``--two-step`` scores each case one *and* two steps past the data (issue 20, item 4): the top level
 and the level below it are both held out, the fit and its forward chaining see only the runs below
@@ -34,7 +34,8 @@ them, and the scores are given per step (record ``"<case>, two steps"``, key ``b
     gadre   step 1: the 1.4B runs; step 2: the 6.9B runs (fit on 411M and smaller, as the one-step case)
     clark   step 1: the 370M level (368M-708M dense parameters, 54 runs); step 2: the 28 runs at 1.3B
     sweep   step 1: the 1e12 budget; step 2: the 2e12 budget (fit on 1e11 and 3e11)
-    sweep_gpu  step 1: the 3e13 GPU runs; step 2: the 1e14 GPU runs (fit on all 80 CPU runs, as the one-step case)
+    sweep_gpu  step 1: the 3e13 GPU runs; step 2: the 1e14 and 3e14 GPU runs (fit on all 80 CPU runs, as the
+            one-step case)
 
 A case with ``candidates`` fits each one, forward-chains it (``validate(..., score=log_score)``: one set of
 refits gives its discrepancy term and its chaining log scores), stacks the candidates on those scores
