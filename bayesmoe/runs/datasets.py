@@ -6,7 +6,7 @@
 
 Shipped: ``clark2022_routing`` (Clark et al. 2022, CC-BY 4.0), ``gadre2024_overtraining``
 (Gadre et al. 2024, MIT), ``trainer_cpu_sweep`` (this project's own CPU sweep) and ``trainer_gpu_extension``
-(that sweep's recipe on a GPU at 3e13 and 1e14 FLOPs, plus replicas of its 1e13 runs). Each CSV comes with
+(that sweep's recipe on a GPU at 3e13, 1e14 and 3e14 FLOPs, plus replicas of its 1e13 runs). Each CSV comes with
 ``<name>.md`` holding the attribution or licence notice. Names may be spelled with ``-`` instead of ``_``.
 Every command that reads a runs table accepts ``dataset:NAME`` in place of a file, e.g.
 ``bayesmoe fit dataset:clark2022_routing --law routing ...``. The Epoch AI Chinchilla extraction has no
