@@ -224,12 +224,17 @@ def run_stacked_case(name: str, case: dict, steps: int, two_step: bool = False) 
     }
 
 
+def write_json(out: str | Path, content) -> None:
+    """``content`` as indented JSON in ``out``, atomically (a temporary file beside it, then a rename)."""
+    tmp = Path(out).with_suffix(".tmp")
+    tmp.write_text(json.dumps(content, indent=1))
+    tmp.replace(out)
+
+
 def save_record(out: Path, results: list[dict], record: dict) -> list[dict]:
     """``results`` with ``record`` replacing any earlier one of its case, written to ``out`` atomically; prints it."""
     results = [r for r in results if r["case"] != record["case"]] + [record]
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    tmp.replace(out)
+    write_json(out, results)
     print(json.dumps(record), flush=True)
     return results
 

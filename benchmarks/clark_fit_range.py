@@ -26,7 +26,7 @@ from bayesmoe.decide.compare import log_score
 from bayesmoe.decide.validate import calibration, validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration import CASES, CONFIGURATION, load_case, split  # noqa: E402  (the calibration cases)
+from calibration import CASES, CONFIGURATION, load_case, split, write_json  # noqa: E402  (the calibration cases)
 
 CASE = CASES["clark"] | {"law": "routing_irreducible", "group": CONFIGURATION}
 #: Lower cuts on n_active: none; without the 17M level; without 17M-52M (the last keeps 57M and up).
@@ -66,9 +66,7 @@ def main() -> None:
     chosen = max(records, key=lambda r: r["elpd_chaining"]) if same else None
     output = {"same_chained_predictions": same, "chosen_cut": None if chosen is None else chosen["cut"],
               "records": records}
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(output, indent=1))
-    tmp.replace(args.out)
+    write_json(args.out, output)
     print("| cut (n_active >=) | fitted runs | chaining elpd | R^2 | covered law-only / with the term | median error |")
     for r in records:
         h = r["heldout"]

@@ -34,14 +34,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 import bayesmoe
 from bayesmoe.decide.validate import calibration, chaining_steps, validate
 from bayesmoe.inference import discrepancy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration import CASES, EPOCH, load_case, split  # noqa: E402  (the calibration cases, one definition)
+from calibration import CASES, EPOCH, load_case, split, write_json  # noqa: E402  (the calibration cases)
 
 #: The prior scales compared (log loss per unit; the package's is 0.02) and the hierarchical prior's support.
 TAUS = np.geomspace(0.0025, 0.04, 13)
@@ -58,9 +58,7 @@ def _grid() -> np.ndarray:
 
 def log_prior(tau: float) -> np.ndarray:
     """Log prior mass of each (s0, s1, t) grid point's cell under HalfNormal(tau) each, shape (G,)."""
-    values, _ = discrepancy.hyper_grid()
-    edges = np.concatenate([[0.0], (values[:-1] + values[1:]) / 2, [np.inf]])
-    mass = np.log(np.maximum(np.diff(stats.halfnorm.cdf(edges, scale=tau)), 1e-300))
+    _, mass = discrepancy.hyper_grid(tau)
     return (mass[:, None, None] + mass[None, :, None] + mass[None, None, :]).ravel()
 
 
@@ -158,9 +156,7 @@ def main() -> None:
         results.append(record)
         print(json.dumps(record), flush=True)
     output = {"taus": TAUS.tolist(), "pooled_tau": pooled, "cases": results}
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(output, indent=1))
-    tmp.replace(args.out)
+    write_json(args.out, output)
     print("| case | held-out runs | law-only | " + " | ".join(results[0]["variants"]) + " |")
     for r in results:
         cells = [f"{v['covered']}/{r['n_heldout']} (tau {v['tau']:.4f})" for v in r["variants"].values()]

@@ -221,12 +221,12 @@ def past_fitted(scale: np.ndarray, reference: float | np.ndarray) -> np.ndarray:
     return np.maximum(0.0, np.log(np.asarray(scale, dtype=float) / np.asarray(reference, dtype=float)))
 
 
-def hyper_grid() -> tuple[np.ndarray, np.ndarray]:
-    """One hyper-parameter's grid and the log prior mass of each point's cell under HalfNormal(PRIOR_SD), both
-    shape (GRID_POINTS,): 0 and log-spaced values from GRID_MIN to GRID_MAX, cells cut at the midpoints."""
+def hyper_grid(prior_sd: float = PRIOR_SD) -> tuple[np.ndarray, np.ndarray]:
+    """One hyper-parameter's grid and the log prior mass of each point's cell under HalfNormal(``prior_sd``),
+    both shape (GRID_POINTS,): 0 and log-spaced values from GRID_MIN to GRID_MAX, cells cut at the midpoints."""
     values = np.concatenate([[0.0], np.geomspace(GRID_MIN, GRID_MAX, GRID_POINTS - 1)])
     edges = np.concatenate([[0.0], (values[:-1] + values[1:]) / 2, [np.inf]])
-    cdf = stats.halfnorm.cdf(edges, scale=PRIOR_SD)
+    cdf = stats.halfnorm.cdf(edges, scale=prior_sd)
     return values, np.log(np.maximum(np.diff(cdf), 1e-300))
 
 
