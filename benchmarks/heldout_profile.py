@@ -159,10 +159,7 @@ def main() -> None:
         frame = frame[frame.eval(args.where).to_numpy(bool)].reset_index(drop=True)
     if args.score:
         with open(args.score) as handle:
-            result = score_prediction(json.load(handle), frame)
-        with open(args.out, "w") as handle:
-            json.dump(result, handle, indent=1, default=float)
-        print(json.dumps(result, indent=1, default=float))
+            _save(args.out, score_prediction(json.load(handle), frame))
         return
     if args.predict:
         train, heldout = frame, pd.read_csv(args.predict)
@@ -188,7 +185,12 @@ def main() -> None:
               "scores": scores, "profiles": profiles, "fit_warnings": fit_warnings,
               **({"plan": args.predict, "predictions": planned_predictions(fitted, heldout)} if args.predict else {}),
               "discrepancy": {k: v for k, v in (fitted.meta.get("discrepancy") or {}).items() if k != "draws"}}
-    with open(args.out, "w") as handle:
+    _save(args.out, result)
+
+
+def _save(out: str, result: dict) -> None:
+    """``result`` as JSON in ``out``, and on stdout."""
+    with open(out, "w") as handle:
         json.dump(result, handle, indent=1, default=float)
     print(json.dumps(result, indent=1, default=float))
 
