@@ -364,7 +364,8 @@ def decide(
                 f"({largest:.3g} FLOPs), past {EXTRAPOLATION_WARN:g}x; the bands assume the law's form holds there"
                 + (", up to the discrepancy term's tilt, which widens the bands of sizes and tokens: 10x past our "
                    "own sweep the law-only band missed the best dense size (2.7x above it) and the tilted band "
-                   "held it" if term is not None and term.tilts is not None else
+                   "held it; 30x past it, on runs trained after the tilt was added, both held it"
+                   if term is not None and term.tilts is not None else
                    ", and the bands of sizes and tokens are the law's posterior alone (no discrepancy tilt "
                    "learned: bayesmoe validate FIT): 10x past our own sweep such a band missed the best dense "
                    "size, 2.7x above it")
