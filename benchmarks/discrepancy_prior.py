@@ -74,9 +74,10 @@ def posterior(loglik: np.ndarray, taus: np.ndarray) -> tuple[discrepancy.HyperPo
     joint = special.logsumexp(priors, axis=0) - np.log(len(taus)) + loglik
     evidence = float(special.logsumexp(joint))
     weights = np.exp(joint - evidence)
-    kept = _grid()[np.random.default_rng(0).choice(len(joint), discrepancy.KEPT_DRAWS, p=weights / weights.sum())]
+    points = _grid()
+    kept = points[np.random.default_rng(0).choice(len(joint), discrepancy.KEPT_DRAWS, p=weights / weights.sum())]
     tau_mean = float(special.softmax(special.logsumexp(priors + loglik, axis=1)) @ taus)
-    return discrepancy.HyperPosterior(_grid(), joint - evidence, evidence, weights @ _grid(), kept), tau_mean
+    return discrepancy.HyperPosterior(points, joint - evidence, evidence, weights @ points, kept), tau_mean
 
 
 @contextmanager
