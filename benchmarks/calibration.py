@@ -65,6 +65,7 @@ from bayesmoe.decide.compare import (
     mixture_predictive,
     stack_log_scores,
 )
+from bayesmoe.decide.coverage import coverage_count
 from bayesmoe.decide.validate import calibration, validate
 from bayesmoe.runs import load_runs
 
@@ -175,7 +176,8 @@ def _mixture_scores(fits: list, weights: np.ndarray, heldout: pd.DataFrame, term
         residual = observed - point
         out[name] = {"coverage": float(np.mean((observed >= lo) & (observed <= hi))),
                      "median_abs_rel_error": float(np.median(np.abs(residual / observed))),
-                     "r2": float(1 - np.sum(residual**2) / np.sum((observed - observed.mean()) ** 2))}
+                     "r2": float(1 - np.sum(residual**2) / np.sum((observed - observed.mean()) ** 2)),
+                     "count": coverage_count(loss, observed, prob)}
     return out
 
 

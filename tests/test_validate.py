@@ -197,6 +197,11 @@ def test_forward_chaining_learns_a_growing_discrepancy_that_restores_coverage(mi
     scores = validation.calibration(misspecified_fit)
     assert scores["law_only"]["coverage"] <= 0.5  # the law alone is overconfident past the bend
     assert scores["with_discrepancy"]["coverage"] >= 0.6
+    for band in ("law_only", "with_discrepancy"):  # the count is scored on the very band above
+        count = scores[band]["count"]
+        assert count["covered"] == round(scores[band]["coverage"] * scores["n_runs"]) and count["n_runs"] == 8
+        assert 0 <= count["range"][0] <= count["expected"] <= count["range"][1] <= 8
+    assert not scores["law_only"]["count"]["consistent"]  # 8 runs past a bend: too few covered for the law alone
     path = misspecified_fit.save(tmp_path / "fit.nc")
     assert bayesmoe.load_fit(path).discrepancy == term
 

@@ -33,6 +33,8 @@ from ..errors import BayesMoeError
 from ..inference import Fit, fit
 from ..inference.discrepancy import Discrepancy, past_fitted
 from ..model import Prior
+from ..runs import validate_runs
+from .coverage import coverage_count
 
 #: runs whose log10 scale is within this of the next run's belong to one level.
 LEVEL_GAP_DEX = 0.1
@@ -239,11 +241,14 @@ def calibration(fitted: Fit, heldout: pd.DataFrame | None = None, *, prob: float
     Returns None when there is nothing held out; else ``{"n_runs", "prob", "law_only": {...},
     "with_discrepancy": {...}}`` with ``coverage``, ``median_abs_rel_error`` and ``r2`` (of loss, against
     the held-out runs' mean) each, and the median ``distance`` of the held-out runs past the fitted ones.
+    Each band also has ``count``: the covered count against the count the band's own joint predictive
+    expects for these runs, which share the fit's draw and the term's shift (:func:`.coverage.coverage_count`).
     """
     heldout = fitted.heldout if heldout is None else heldout
     if heldout is None or not len(heldout):
         return None
     observed = heldout["loss"].to_numpy(float)
+    frame = validate_runs(heldout, required=fitted.law.required_columns, law=fitted.law.name, what="held-out runs")
     out: dict = {"n_runs": len(heldout), "prob": prob}
     term = fitted.discrepancy
     if term is not None:
@@ -255,9 +260,11 @@ def calibration(fitted: Fit, heldout: pd.DataFrame | None = None, *, prob: float
         lo, hi = band.iloc[:, 1].to_numpy(float), band.iloc[:, 3].to_numpy(float)
         point = band["q50"].to_numpy(float)
         residual = observed - point
+        joint = np.exp(fitted.predictive_log_loss(frame, seed=seed, discrepancy=use))  # the draws of ``band``
         out[name] = {
             "coverage": float(np.mean((observed >= lo) & (observed <= hi))),
             "median_abs_rel_error": float(np.median(np.abs(residual / observed))),
             "r2": float(1 - np.sum(residual**2) / np.sum((observed - observed.mean()) ** 2)),
+            "count": coverage_count(joint, observed, prob),
         }
     return out
