@@ -104,6 +104,7 @@ def test_holdout_check_recovers_the_truth(fits):
     assert result["mean_abs_error"] == pytest.approx(errors.mean())
     inside = [r["lo"] <= r["observed"] <= r["hi"] for r in result["runs"]]
     assert result["coverage"] == pytest.approx(np.mean(inside))
+    assert result["count"]["covered"] == sum(inside) and result["count"]["n_runs"] == HOLDOUT  # the same band
     assert all(r["lo"] < r["predicted"] < r["hi"] for r in result["runs"])
     assert check(fits["chinchilla"], prob=0.5)["coverage"] <= result["coverage"]
 
@@ -113,7 +114,8 @@ def test_summary_json_reports_holdout(fits, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["holdout"]["n_runs"] == HOLDOUT and 0 <= out["holdout"]["coverage"] <= 1
     assert main(["summary", str(fits["chinchilla"].path)]) == 0
-    assert "held-out runs: 5" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "held-out runs: 5" in text and "of 5; its joint predictive expects" in text
 
 
 def test_optimum_of_several_fits_is_the_stacking_mixture(fits, capsys):

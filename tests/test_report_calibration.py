@@ -38,6 +38,23 @@ def test_tables_give_both_coverages_and_the_verdict_against_the_band(tmp_path):
     assert "Two steps past the data" in html and "alpha (chinchilla)" in html and str(path) in html
 
 
+def test_the_count_column_reads_the_joint_predictive_check_and_old_records_show_a_dash(tmp_path):
+    counted = json.loads(json.dumps(RECORDS[:2]))
+    counted[1]["with_discrepancy"]["count"] = {"covered": 9, "n_runs": 9, "expected": 8.1, "range": [6, 9],
+                                               "p_at_least": 0.46, "p_at_most": 1.0, "p_all": 0.46,
+                                               "consistent": True}
+    counted[0]["with_discrepancy"]["count"] = {"covered": 10, "n_runs": 10, "expected": 9.0, "range": [8, 10],
+                                               "p_at_least": 0.03, "p_at_most": 1.0, "p_all": 0.03,
+                                               "consistent": False}
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(counted + RECORDS[2:]))
+    one, two = calibration_tables(read_calibration(path))
+    column = "covered with the term vs its joint predictive"
+    assert list(one[column]) == ["10 of 10; expected 8-10, all 3% of the time: too many covered",
+                                 "9 of 9; expected 6-9, all 46% of the time: consistent"]
+    assert list(two[column]) == ["-", "-"]
+
+
 @pytest.mark.parametrize("content, message", [
     ("not json", "not JSON"),
     ("[]", "non-empty JSON list"),

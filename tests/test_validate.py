@@ -287,6 +287,23 @@ def test_predict_cli_warns_past_the_terms_reach(misspecified_fit, tmp_path):
     assert json.loads(quiet.stdout)["warnings"] == []
 
 
+def test_validate_cli_reports_the_held_out_count_against_its_joint_predictive(misspecified_fit, monkeypatch,
+                                                                              tmp_path, capsys):
+    from bayesmoe.cli.main import main
+
+    monkeypatch.setattr(validation, "REFIT_METHOD", "laplace")
+    path = misspecified_fit.save(tmp_path / "cli.nc")
+    before = path.read_bytes()
+    assert main(["validate", str(path), "--no-save"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert path.read_bytes() == before  # --no-save
+    law_only = lines[[i for i, line in enumerate(lines) if "held-out runs (8), law only" in line][0] + 1]
+    assert law_only.startswith("  its joint predictive expects ") and law_only.endswith("is not consistent with it")
+    assert main(["validate", str(path), "--no-save", "--json"]) == 0
+    count = json.loads(capsys.readouterr().out)["heldout"]["with_discrepancy"]["count"]
+    assert set(count) >= {"covered", "n_runs", "range", "p_all", "consistent"} and count["n_runs"] == 8
+
+
 def test_validate_cli_refuses_runs_at_one_scale(tmp_path):
     runs = bayesmoe.simulate_runs("chinchilla", {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}, 12,
                                   seed=0)
@@ -314,6 +331,8 @@ def test_report_section_shows_the_chaining_and_both_held_out_bands(misspecified_
         assert f"<td>{len(rows)}</td>" in body and f"{rows['inside'].mean():.0%}" in body
     law_only, widened = scores["law_only"]["coverage"], scores["with_discrepancy"]["coverage"]
     assert f"{law_only:.0%}" in body and f"{widened:.0%}" in body and law_only < widened
+    count = scores["law_only"]["count"]
+    assert f"{count['covered']} of 8 / {count['range'][0]}-{count['range'][1]}" in body and "not consistent" in body
     assert (tmp_path / "calibration.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "chaining.png").read_bytes().startswith(b"\x89PNG")
     assert view.facts["calibration"] == scores

@@ -62,5 +62,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"held-out runs ({heldout['n_runs']}), {name.replace('_', ' ')}: {args.prob:.0%} coverage "
                   f"{h['coverage']:.0%} ({inside} of {heldout['n_runs']}), median |rel error| "
                   f"{h['median_abs_rel_error']:.2%}, R^2 {h['r2']:.3f}")
+            count = h["count"]
+            print(f"  its joint predictive expects {count['range'][0]}-{count['range'][1]} of {count['n_runs']} "
+                  f"covered (all of them in {count['p_all']:.0%} of draws): {inside} is "
+                  + ("consistent with it" if count["consistent"] else "not consistent with it"))
     print(f"saved the term in {args.fit}" if not args.no_save else "not saved (--no-save)")
     return 0

@@ -77,7 +77,8 @@ def validation_section(view: FitView) -> Section:
     if held is not None:
         rows = pd.DataFrame([
             {"band": name.replace("_", " "), f"{PROB:.0%} coverage": f"{held[name]['coverage']:.0%}",
-             "median |relative error|": f"{held[name]['median_abs_rel_error']:.2%}", "R^2": held[name]["r2"]}
+             "median |relative error|": f"{held[name]['median_abs_rel_error']:.2%}", "R^2": held[name]["r2"],
+             "covered / its joint predictive's 90% range": _count_cell(held[name]["count"])}
             for name in ("law_only", "with_discrepancy") if name in held
         ])
         view.facts["calibration"] = held
@@ -87,8 +88,16 @@ def validation_section(view: FitView) -> Section:
             view.fig("calibration"), calibration_figure(fit),
             f"Held-out runs: observed loss (x) and the {PROB:.0%} predictive interval, law-only (thin, left) "
             "and with the discrepancy term (thick, right), ordered by scale. Calibrated bands cover about "
-            f"{PROB:.0%} of the runs."))
+            f"{PROB:.0%} of the runs; the runs of one prediction share the law's error, so the count they "
+            "cover varies more than for independent runs (the table's range is the band's own expectation)."))
     return Section(view.sid("validation"), title, "".join(parts))
+
+
+def _count_cell(count: dict) -> str:
+    """``"k of n / lo-hi (all: p)"``, flagged where k is outside what the band's joint predictive expects."""
+    lo, hi = count["range"]
+    cell = f"{count['covered']} of {count['n_runs']} / {lo}-{hi} (all: {count['p_all']:.0%})"
+    return cell if count["consistent"] else cell + " - not consistent"
 
 
 def chaining_figure(errors: pd.DataFrame, term: Discrepancy) -> Figure:
