@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayesmoe.decide.coverage import coverage_count, pooled_p_all
+from bayesmoe.decide.coverage import coverage_count, pooled_count
 from bayesmoe.errors import BayesMoeError
 
 Z90 = stats.norm.ppf(0.95)
@@ -45,8 +45,18 @@ def test_the_observed_count_uses_the_draws_own_central_band():
     assert coverage_count(draws, observed, prob=0.95)["covered"] == 3
 
 
-def test_pooled_p_all_multiplies_independent_predictions():
-    assert pooled_p_all([{"p_all": 0.5}, {"p_all": 0.2}]) == pytest.approx(0.1)
+def test_pooled_count_convolves_independent_predictions_like_one_binomial():
+    rng = np.random.default_rng(3)
+    parts = [coverage_count(rng.standard_normal((40_000, n)), np.zeros(n)) for n in (9, 10, 24)]
+    assert all(len(p["distribution"]) == p["n_runs"] + 1 for p in parts)
+    pooled = pooled_count(parts)
+    assert pooled["covered"] == pooled["n_runs"] == 43
+    assert pooled["p_all"] == pytest.approx(0.9**43, rel=0.1)  # independent runs: 43 of 43 is 1% of the time
+    assert not pooled["consistent"]
+    partial = pooled_count([coverage_count(rng.standard_normal((40_000, 20)), np.r_[np.zeros(17), [3, 3, 3]])])
+    assert partial["covered"] == 17
+    assert partial["p_at_least"] == pytest.approx(stats.binom.sf(16, 20, 0.9), abs=0.01)
+    assert partial["p_at_most"] == pytest.approx(stats.binom.cdf(17, 20, 0.9), abs=0.01)
 
 
 def test_bad_shapes_and_prob_are_refused():
@@ -54,3 +64,5 @@ def test_bad_shapes_and_prob_are_refused():
         coverage_count(np.zeros((10, 3)), np.zeros(2))
     with pytest.raises(BayesMoeError, match="between 0 and 1"):
         coverage_count(np.zeros((10, 3)), np.zeros(3), prob=1.0)
+    with pytest.raises(BayesMoeError, match="at least one"):
+        pooled_count([])

@@ -29,10 +29,11 @@ def coverage_count(draws: np.ndarray, observed: np.ndarray, prob: float = 0.9) -
         prob: central interval probability of the marginal bands (from ``draws``' own quantiles).
 
     Returns:
-        ``{"covered", "n_runs", "expected", "range", "p_at_least", "p_at_most", "p_all", "consistent"}``:
-        the observed count; the count's predictive mean and central ``prob`` range ``[lo, hi]``; the
-        predictive probabilities of a count at least / at most the observed one and of all n covered; and
-        whether both tail probabilities exceed ``(1 - prob) / 2``.
+        ``{"covered", "n_runs", "expected", "range", "p_at_least", "p_at_most", "p_all", "consistent",
+        "distribution"}``: the observed count; the count's predictive mean and central ``prob`` range
+        ``[lo, hi]``; the predictive probabilities of a count at least / at most the observed one and of all n
+        covered; whether both tail probabilities exceed ``(1 - prob) / 2``; and the count's predictive
+        probabilities of 0, 1, ..., n (length n + 1).
     """
     draws, observed = np.asarray(draws, dtype=float), np.asarray(observed, dtype=float)
     if draws.ndim != 2 or observed.shape != (draws.shape[1],):
@@ -50,10 +51,30 @@ def coverage_count(draws: np.ndarray, observed: np.ndarray, prob: float = 0.9) -
         "range": [int(v) for v in np.quantile(replicated, [tail, 1 - tail], method="inverted_cdf")],
         "p_at_least": p_at_least, "p_at_most": p_at_most, "p_all": float(np.mean(replicated == draws.shape[1])),
         "consistent": bool(p_at_least > tail and p_at_most > tail),
+        "distribution": (np.bincount(replicated, minlength=draws.shape[1] + 1) / len(replicated)).tolist(),
     }
 
 
-def pooled_p_all(records: list[dict]) -> float:
-    """Probability that every run of several independent predictions is covered: the product of their ``p_all``
-    (:func:`coverage_count` records of separate fits, whose joint predictives are independent)."""
-    return float(np.prod([r["p_all"] for r in records]))
+def pooled_count(records: list[dict], prob: float = 0.9) -> dict:
+    """Several independent predictions' counts taken together (separate fits of separate datasets, whose joint
+    predictives share nothing): the sum of their covered counts against the convolution of their count
+    distributions.
+
+    Args:
+        records: :func:`coverage_count` results, each with its ``distribution``.
+        prob: as for :func:`coverage_count` (the verdict's tails are ``(1 - prob) / 2``).
+
+    Returns:
+        ``{"covered", "n_runs", "expected", "p_at_least", "p_at_most", "p_all", "consistent"}`` for the total.
+    """
+    if not records:
+        raise BayesMoeError("pooled_count needs at least one coverage_count record")
+    total = np.ones(1)
+    for record in records:
+        total = np.convolve(total, np.asarray(record["distribution"], dtype=float))
+    covered = sum(int(r["covered"]) for r in records)
+    p_at_least, p_at_most = float(total[covered:].sum()), float(total[: covered + 1].sum())
+    tail = (1 - prob) / 2
+    return {"covered": covered, "n_runs": len(total) - 1, "expected": float(np.arange(len(total)) @ total),
+            "p_at_least": p_at_least, "p_at_most": p_at_most, "p_all": float(total[-1]),
+            "consistent": bool(p_at_least > tail and p_at_most > tail)}
