@@ -65,7 +65,7 @@ from bayesmoe.decide.compare import (
     mixture_predictive,
     stack_log_scores,
 )
-from bayesmoe.decide.coverage import coverage_count
+from bayesmoe.decide.coverage import coverage_count, pooled_count
 from bayesmoe.decide.validate import calibration, validate
 from bayesmoe.runs import load_runs
 
@@ -256,6 +256,35 @@ def run_and_save(out: Path, names: list[str], run) -> list[dict]:
     return results
 
 
+#: one case per dataset, none sharing a run with another: their joint predictives are independent, so their
+#: covered counts pool by convolution (:func:`bayesmoe.decide.coverage.pooled_count`). ``sweep`` is left out
+#: because ``sweep_gpu``'s fit contains its runs, and Clark's other fit sets because they share its runs.
+INDEPENDENT = ("epoch", "gadre", "clark_config", "sweep_gpu")
+
+
+def _count(scores: dict) -> str:
+    count = (scores.get("with_discrepancy") or {}).get("count")
+    if count is None:
+        return "-"
+    return (f"{count['covered']}/{count['n_runs']}: {count['range'][0]}-{count['range'][1]}, "
+            f"{count['p_all']:.0%}, {'yes' if count['consistent'] else 'no'}")
+
+
+def pooled(results: list[dict]) -> str:
+    """One line per band: the :data:`INDEPENDENT` cases' covered counts pooled (those with a ``count``)."""
+    chosen = [r for r in results if r["case"] in INDEPENDENT and "count" in r["law_only"]]
+    if not chosen:
+        return ""
+    lines = [f"Pooled over {', '.join(r['case'] for r in chosen)} (independent datasets):"]
+    for band in ("law_only", "with_discrepancy"):
+        total = pooled_count([r[band]["count"] for r in chosen])
+        verdict = "consistent" if total["consistent"] else "not consistent"
+        lines.append(f"- {band.replace('_', ' ')}: {total['covered']} of {total['n_runs']} covered, the joint "
+                     f"predictives expect {total['expected']:.1f}; P(at least as many) {total['p_at_least']:.3f}, "
+                     f"P(at most) {total['p_at_most']:.3f}: {verdict}")
+    return "\n".join(lines)
+
+
 def _pair(scores: dict, key: str, fmt: str) -> str:
     law_only, with_term = scores["law_only"][key], (scores.get("with_discrepancy") or {}).get(key, float("nan"))
     return f"{law_only:{fmt}} / {with_term:{fmt}}"
@@ -263,12 +292,13 @@ def _pair(scores: dict, key: str, fmt: str) -> str:
 
 def table(results: list[dict]) -> str:
     """Markdown: the one-step table, then (when measured) the two-step table with one row per step."""
+    count = "covered with the term: count, its joint predictive's 90% range, P(all), consistent"
     lines = ["| dataset (law) | fitted / held-out runs | held-out distance (ln) | discrepancy s0, s1, t | "
-             "90% coverage law-only / with | median abs rel error law-only / with | R^2 law-only / with |",
-             "|---|---|---|---|---|---|---|"]
+             f"90% coverage law-only / with | {count} | median abs rel error law-only / with | R^2 law-only / with |",
+             "|---|---|---|---|---|---|---|---|"]
     two_step = ["| dataset (law) | fitted runs | step past the data | held-out runs | distance (ln) | "
-                "90% coverage law-only / with | median abs rel error law-only / with | R^2 law-only / with |",
-                "|---|---|---|---|---|---|---|---|"]
+                f"90% coverage law-only / with | {count} | median abs rel error law-only / with | "
+                "R^2 law-only / with |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         d = r["discrepancy"] or {}
         if "by_step" in r:
@@ -276,13 +306,16 @@ def table(results: list[dict]) -> str:
                 two_step.append(
                     f"| {r['case']} ({r['law']}) | {r['n_train']} | {step} | {scores['n_runs']} | "
                     f"{scores.get('median_distance') or 0:.2f} | {_pair(scores, 'coverage', '.0%')} | "
+                    f"{_count(scores)} | "
                     f"{_pair(scores, 'median_abs_rel_error', '.2%')} | {_pair(scores, 'r2', '.3f')} |")
             continue
         lines.append(
             f"| {r['case']} ({r['law']}) | {r['n_train']} / {r['n_heldout']} | {r['heldout_distance'] or 0:.2f} | "
             f"{d.get('s0', 0):.4f}, {d.get('s1', 0):.4f}, {d.get('t', 0):.4f} | {_pair(r, 'coverage', '.0%')} | "
+            f"{_count(r)} | "
             f"{_pair(r, 'median_abs_rel_error', '.2%')} | {_pair(r, 'r2', '.3f')} |")
-    return "\n".join(lines + ([""] + two_step if len(two_step) > 2 else []))
+    extra = pooled(results)
+    return "\n".join(lines + ([""] + two_step if len(two_step) > 2 else []) + ([""] + [extra] if extra else []))
 
 
 def main() -> None:
