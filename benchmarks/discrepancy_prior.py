@@ -13,7 +13,8 @@ median error and R^2 do not depend on the term):
 
     fixed 0.02      the package's prior
     per dataset     tau ~ log-uniform on TAUS, integrated out from the dataset's own chaining errors (a
-                    hierarchical prior; s2 past the reach uses tau's posterior mean)
+                    hierarchical prior; s2 past the reach uses tau's posterior mean): what
+                    ``bayesmoe validate --prior-scale learned`` does
     pooled          one tau for all datasets, the maximum of the summed log evidence (our sweep counted once,
                     by ``sweep_gpu``, whose fit holds all 80 CPU runs)
     leave one out   the pooled tau of the *other* datasets (what a new dataset would be given)
@@ -30,7 +31,6 @@ import json
 import sys
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -46,66 +46,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibration import CASES, EPOCH, load_case, split, write_json  # noqa: E402  (the calibration cases)
 
 #: The prior scales compared (log loss per unit; the package's is 0.02) and the hierarchical prior's support.
-TAUS = np.geomspace(0.0025, 0.04, 13)
+TAUS = discrepancy.LEARNED_SCALES
 SETTINGS = {"clark_config": dict(law="routing_irreducible", warmup=1000)}
 DEFAULT_CASES = ("sweep", "gadre", "sweep_gpu", "epoch", "clark_config")
 #: Which datasets the cases are (one evidence each when pooling).
 DATASET = {"sweep": "ours", "sweep_gpu": "ours", "gadre": "gadre", "epoch": "epoch", "clark_config": "clark"}
 
 
-def _grid() -> np.ndarray:
-    values, _ = discrepancy.hyper_grid()
-    return np.stack(np.meshgrid(values, values, values, indexing="ij"), axis=-1).reshape(-1, 3)
-
-
-def log_prior(tau: float) -> np.ndarray:
-    """Log prior mass of each (s0, s1, t) grid point's cell under HalfNormal(tau) each, shape (G,)."""
-    _, mass = discrepancy.hyper_grid(tau)
-    return (mass[:, None, None] + mass[None, :, None] + mass[None, None, :]).ravel()
-
-
 def chaining_loglik(errors: pd.DataFrame) -> np.ndarray:
     """Log likelihood of the chaining errors at each grid point, shape (G,)."""
     return discrepancy.chaining_loglik(errors["error"].to_numpy(), errors["law_sd"].to_numpy(),
-                                       errors["distance"].to_numpy(), chaining_steps(errors), _grid())
+                                       errors["distance"].to_numpy(), chaining_steps(errors), discrepancy.grid_points())
 
 
-def posterior(loglik: np.ndarray, taus: np.ndarray) -> tuple[discrepancy.HyperPosterior, float]:
-    """The grid posterior with tau log-uniform on ``taus`` (one value: fixed), and tau's posterior mean."""
-    priors = np.stack([log_prior(t) for t in taus])
-    joint = special.logsumexp(priors, axis=0) - np.log(len(taus)) + loglik
-    evidence = float(special.logsumexp(joint))
-    weights = np.exp(joint - evidence)
-    points = _grid()
-    kept = points[np.random.default_rng(0).choice(len(joint), discrepancy.KEPT_DRAWS, p=weights / weights.sum())]
-    tau_mean = float(special.softmax(special.logsumexp(priors + loglik, axis=1)) @ taus)
-    return discrepancy.HyperPosterior(points, joint - evidence, evidence, weights @ points, kept), tau_mean
-
-
-@contextmanager
-def past_reach_scale(tau: float):
-    """The package draws the slope past the reach from HalfNormal(PRIOR_SD); set that scale to ``tau`` here."""
-    saved = discrepancy.PRIOR_SD
-    discrepancy.PRIOR_SD = tau
-    try:
-        yield
-    finally:
-        discrepancy.PRIOR_SD = saved
-
-
-def coverage(fitted, heldout: pd.DataFrame, errors: pd.DataFrame, loglik: np.ndarray, taus: np.ndarray) -> dict:
-    """Held-out 90% coverage with the term re-learned under the prior ``taus`` (and its s0, s1, t, tau)."""
-    post, tau = posterior(loglik, taus)
+def coverage(fitted, heldout: pd.DataFrame, errors: pd.DataFrame, taus: np.ndarray) -> dict:
+    """Held-out 90% coverage with the term re-learned under the prior ``taus`` (one value: fixed; several: tau
+    log-uniform on them, as ``bayesmoe validate --prior-scale learned``), and its s0, s1, t, tau."""
+    post = discrepancy.learn(errors["error"].to_numpy(), errors["law_sd"].to_numpy(), errors["distance"].to_numpy(),
+                             chaining_steps(errors), prior_sd=taus)
     old = fitted.discrepancy
     term = discrepancy.Discrepancy(s0=post.mean[0], s1=post.mean[1], t=post.mean[2], scale_column=old.scale_column,
                                    reference=old.reference, n_errors=len(errors), max_distance=old.max_distance,
-                                   draws=post.kept.round(7).tolist())
+                                   draws=post.kept.round(7).tolist(), prior_sd=post.prior_sd,
+                                   scale_learned=len(taus) > 1)
     fitted.update_meta(discrepancy=term.as_meta())
-    with past_reach_scale(tau):
-        scores = calibration(fitted, heldout)
+    scores = calibration(fitted, heldout)
     fitted.update_meta(discrepancy=old.as_meta())
     covered = scores["with_discrepancy"]["coverage"]
-    return {"tau": tau, "s0": float(post.mean[0]), "s1": float(post.mean[1]), "t": float(post.mean[2]),
+    return {"tau": post.prior_sd, "s0": float(post.mean[0]), "s1": float(post.mean[1]), "t": float(post.mean[2]),
             "coverage": covered, "covered": int(round(covered * len(heldout))),
             "count": scores["with_discrepancy"]["count"]}
 
@@ -140,7 +108,7 @@ def main() -> None:
         start = time.perf_counter()
         fits[name] = fit_case(name)
         logliks[name] = chaining_loglik(fits[name][2])
-        evidence[name] = np.array([special.logsumexp(log_prior(t) + logliks[name]) for t in TAUS])
+        evidence[name] = np.array([special.logsumexp(discrepancy.grid_log_prior(t) + logliks[name]) for t in TAUS])
         print(f"# {name}: fitted and chained in {time.perf_counter() - start:.0f} s", flush=True)
     pooled = pooled_tau(evidence, names)
     results = []
@@ -156,7 +124,7 @@ def main() -> None:
                   "law_only_coverage": law_only["coverage"], "law_only_count": law_only["count"],
                   "log_evidence_by_tau": dict(zip(TAUS.round(5).tolist(), (evidence[name] - evidence[name].max())
                                                   .round(3).tolist())),
-                  "variants": {label: coverage(fitted, heldout, errors, logliks[name], taus)
+                  "variants": {label: coverage(fitted, heldout, errors, taus)
                                for label, taus in variants.items()}}
         results.append(record)
         print(json.dumps(record), flush=True)

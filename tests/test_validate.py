@@ -77,6 +77,40 @@ def test_learn_finds_no_discrepancy_when_the_law_sd_explains_the_errors():
     assert widened < 1.2 * 0.01  # at d = 3 the predictive sd grows by less than 20% (a real term of 0.01: 41%)
 
 
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_learned_prior_scale_follows_the_size_of_the_errors(seed):
+    small = chaining_table(seed, s0=0.002, s1=0.001, t=0.002, steps=6, runs=8)
+    large = chaining_table(seed, s0=0.01, s1=0.03, t=0.02, steps=6, runs=8)
+    args = lambda table: (table["error"], table["law_sd"], table["distance"], table["step"])  # noqa: E731
+    fixed, learned = learn(*args(small)), learn(*args(small), prior_sd=discrepancy.LEARNED_SCALES)
+    assert fixed.prior_sd == discrepancy.PRIOR_SD
+    assert learned.prior_sd < 0.5 * discrepancy.PRIOR_SD  # small errors: the scale learned is small
+    assert learned.log_evidence > fixed.log_evidence      # and the errors prefer it
+    sd_at_2 = lambda post: np.exp(post.log_weights) @ np.hypot(post.points[:, 0] + 2 * post.points[:, 1],  # noqa: E731
+                                                               2 * post.points[:, 2])
+    assert sd_at_2(learned) < sd_at_2(fixed)              # so the term's sd shrinks towards the errors' own size
+    assert learn(*args(large), prior_sd=discrepancy.LEARNED_SCALES).prior_sd > 2 * learned.prior_sd
+    one = learn(*args(small), prior_sd=np.array([discrepancy.PRIOR_SD]))  # a one-point scale is the fixed prior
+    np.testing.assert_allclose(one.log_weights, fixed.log_weights)
+
+
+def test_a_term_with_a_learned_scale_uses_it_past_the_reach_and_keeps_it_on_disk():
+    table = chaining_table(6, s0=0.002, s1=0.001, t=0.002, steps=6, runs=8)
+    args = (table["error"].to_numpy(), table["law_sd"].to_numpy(), table["distance"].to_numpy(),
+            table["step"].to_numpy())
+    term = Discrepancy.learned(*args, scale_column="compute", reference=1e20, prior_scale="learned")
+    assert term.scale_learned and term.prior_sd < 0.01
+    slopes = term.prior_slopes(np.random.default_rng(0), 200_000)
+    assert np.sqrt(np.mean(slopes**2)) == pytest.approx(term.prior_sd, rel=0.02)  # s2 ~ HalfNormal(prior_sd)
+    assert "prior scale learned from the errors" in term.formula()
+    assert Discrepancy.from_meta(json.loads(json.dumps(term.as_meta()))) == term
+    old = Discrepancy.from_meta({"s0": 0.001, "s1": 0.01, "scale_column": "compute", "reference": 1e20,
+                                 "n_errors": 30, "max_distance": 1.0})
+    assert old.prior_sd == discrepancy.PRIOR_SD and not old.scale_learned  # saved before: the fixed prior
+    with pytest.raises(ValueError, match="'fixed' or 'learned'"):
+        Discrepancy.learned(*args, scale_column="compute", reference=1e20, prior_scale="wide")
+
+
 def test_rank_one_normal_logpdf_equals_the_dense_normal():
     from scipy import stats
 
@@ -302,6 +336,11 @@ def test_validate_cli_reports_the_held_out_count_against_its_joint_predictive(mi
     assert main(["validate", str(path), "--no-save", "--json"]) == 0
     count = json.loads(capsys.readouterr().out)["heldout"]["with_discrepancy"]["count"]
     assert set(count) >= {"covered", "n_runs", "range", "p_all", "consistent"} and count["n_runs"] == 8
+    assert main(["validate", str(path), "--no-save", "--json", "--prior-scale", "learned"]) == 0
+    term = json.loads(capsys.readouterr().out)["discrepancy"]
+    assert term["scale_learned"] and discrepancy.LEARNED_SCALES[0] <= term["prior_sd"] <= discrepancy.LEARNED_SCALES[-1]
+    assert main(["validate", str(path), "--prior-scale", "wide"]) == 2
+    assert "--prior-scale" in capsys.readouterr().err and path.read_bytes() == before
 
 
 def test_validate_cli_refuses_runs_at_one_scale(tmp_path):

@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ahead", type=int, default=2,
                         help="levels past the data each refit predicts (default 2); more reach longer distances")
     parser.add_argument("--prob", type=float, default=0.9, help="central interval probability (default 0.9)")
+    parser.add_argument("--prior-scale", choices=("fixed", "learned"), default="fixed",
+                        help="the discrepancy term's prior scale: fixed HalfNormal(0.02) (default, conservative) or "
+                             "learned from the chaining errors (a hierarchical prior; better centred, narrower)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-save", action="store_true", help="report only; leave FIT unchanged")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -30,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         raise BayesMoeError(f"--prob must be between 0 and 1, got {args.prob}")
     fitted = load_fit(args.fit)
     result = validate(fitted, steps=args.steps, prob=args.prob, seed=args.seed, ahead=args.ahead,
+                      prior_scale=args.prior_scale,
                       log=None if args.json else lambda line: print(line, file=sys.stderr, flush=True))
     for refit in result.refits:
         for message in refit["warnings"]:

@@ -191,12 +191,16 @@ def forward_chain(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int =
 
 
 def validate(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int = 0, log=None,
-             score=None, ahead: int = 2) -> Validation:
+             score=None, ahead: int = 2, prior_scale: str = "fixed") -> Validation:
     """Forward-chain ``fitted``'s runs, learn the discrepancy term and store it in ``fitted`` (in place).
 
     The stored term is measured from the largest scale of ``fitted``'s own runs; save the fit to keep it.
     ``score`` and ``ahead`` are passed to :func:`forward_chain` (``score``: an extra column of the errors).
+    ``prior_scale``: ``"fixed"`` (the term's HalfNormal(0.02) prior) or ``"learned"`` (a hierarchical prior on
+    that scale, :mod:`bayesmoe.inference.discrepancy`).
     """
+    if prior_scale not in ("fixed", "learned"):
+        raise BayesMoeError(f"--prior-scale must be 'fixed' or 'learned', got '{prior_scale}'")
     errors, refits, column = forward_chain(fitted, steps=steps, prob=prob, seed=seed, log=log, score=score,
                                            ahead=ahead)
     term = None
@@ -204,7 +208,7 @@ def validate(fitted: Fit, *, steps: int = 3, prob: float = 0.9, seed: int = 0, l
         term = Discrepancy.learned(errors["error"].to_numpy(), errors["law_sd"].to_numpy(),
                                    errors["distance"].to_numpy(), chaining_steps(errors), scale_column=column,
                                    reference=float(fitted.runs[column].max()),
-                                   log_n=errors["log_n_active"].to_numpy())
+                                   log_n=errors["log_n_active"].to_numpy(), prior_scale=prior_scale)
         fitted.update_meta(discrepancy=term.as_meta(), validation=_validation_meta(errors, refits, prob))
     return Validation(errors, refits, term, column, prob)
 

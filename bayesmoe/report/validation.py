@@ -48,12 +48,14 @@ def validation_section(view: FitView) -> Section:
         + (f", plus a shift <b>{term.t:.4f} &times; ln(...)</b> shared by the runs of one prediction (a law "
            "extrapolated one step errs alike for the runs there)" if term.t else "")
         + (" (posterior means; the bands average over the posterior of the three)" if term.draws is not None else "")
+        + (f"; the prior's scale was learned from the errors: {term.prior_sd:.4f} (posterior mean; "
+           "<code>--prior-scale learned</code>)" if term.scale_learned else "")
         + ". Bands of <code>predict</code>, <code>optimum</code> and the "
         "sections above include it; <code>--no-discrepancy</code> gives the law-only band."
         + (f" It was learned from errors up to ln distance <b>{term.max_distance:.2f}</b> "
            f"({np.exp(term.max_distance):.3g}x the refits' largest {esc(term.scale_column)}). Past that reach no "
-           "error measured its growth: the sd grows by a further slope drawn from the prior, HalfNormal(0.02) per "
-           "ln unit, and <code>predict</code> and <code>optimum</code> say so "
+           "error measured its growth: the sd grows by a further slope drawn from the prior, "
+           f"HalfNormal({term.prior_sd:.2g}) per ln unit, and <code>predict</code> and <code>optimum</code> say so "
            "(<code>bayesmoe validate --ahead K</code> chains farther)." if term.max_distance is not None else "")
         + "</p>"
     ]
