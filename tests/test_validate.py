@@ -12,7 +12,7 @@ from bayesmoe.decide import validate as validation
 from bayesmoe.inference import discrepancy
 from bayesmoe.inference.discrepancy import Discrepancy, learn, learn_tilt, past_fitted
 from bayesmoe.report.html import FigureWriter
-from bayesmoe.report.sections import FitView
+from bayesmoe.report.sections import FitView, glance_section
 from bayesmoe.report.validation import validation_section
 
 
@@ -375,6 +375,9 @@ def test_report_section_shows_the_chaining_and_both_held_out_bands(misspecified_
     assert (tmp_path / "calibration.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "chaining.png").read_bytes().startswith(b"\x89PNG")
     assert view.facts["calibration"] == scores
+    glance = glance_section([view], None).body  # the one-line verdict carries the count check
+    count = scores["with_discrepancy"]["count"]
+    assert f"joint predictive expects {count['range'][0]}-{count['range'][1]} of them" in glance
 
 
 def test_report_section_of_a_fit_never_validated_says_what_its_bands_assume(misspecified_fit, tmp_path):

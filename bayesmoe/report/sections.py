@@ -588,8 +588,11 @@ def glance_section(views: list[FitView], comparison: pd.DataFrame | None) -> Sec
             parts.append("bands not validated past the data (<code>bayesmoe validate FIT</code>)")
         elif "calibration" in v.facts and "with_discrepancy" in v.facts["calibration"]:
             cal = v.facts["calibration"]
+            count = cal["with_discrepancy"]["count"]
             parts.append(f"past the data: {cal['with_discrepancy']['coverage']:.0%} of {cal['n_runs']} held-out runs "
-                         f"inside 90% with the learned law error ({cal['law_only']['coverage']:.0%} law-only)")
+                         f"inside 90% with the learned law error ({cal['law_only']['coverage']:.0%} law-only); the "
+                         f"band's joint predictive expects {count['range'][0]}-{count['range'][1]} of them: "
+                         + ("consistent" if count["consistent"] else "<b>not consistent</b>"))
         if "recommendation" in v.facts:
             c, rec = v.facts["recommendation"]
             text = "; ".join(f"{figures.QUANTITY_LABELS.get(k, k)} {val}" for k, val in rec.items())
