@@ -1,5 +1,6 @@
 """The covered count of held-out runs predicted together, against the joint predictive (decide/coverage.py)."""
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -66,3 +67,61 @@ def test_bad_shapes_and_prob_are_refused():
         coverage_count(np.zeros((10, 3)), np.zeros(3), prob=1.0)
     with pytest.raises(BayesMoeError, match="at least one"):
         pooled_count([])
+
+
+def simulated_count(rng: np.random.Generator, *, past_reach: bool, shared: bool = True, held: int = 24,
+                    law_sd: float = 0.005, steps: int = 4, per_step: int = 8) -> tuple[int, float, float]:
+    """One replicate of simulation-based calibration of the discrepancy layer (no fits needed).
+
+    The truth (s0, s1, t) is drawn from the term's prior on its grid, chaining errors are simulated from the term's
+    model (``steps`` steps of ``per_step`` runs at distances 0.3-2.3, law sd ``law_sd``), the term is learned from
+    them, and ``held`` runs at one distance (inside the reach, or 0.7 past it with a true slope s2 from its prior)
+    are predicted. Returns (covered count, randomized PIT of the count under the band's joint predictive, P(all))."""
+    from bayesmoe.inference.discrepancy import PRIOR_SD, Discrepancy, hyper_grid, learn
+
+    values, log_mass = hyper_grid()
+    s0, s1, t = values[rng.choice(len(values), 3, p=np.exp(log_mass) / np.exp(log_mass).sum())]
+    step = np.repeat(np.arange(steps), per_step)
+    distance = rng.uniform(0.3, 2.0, steps)[step] + rng.uniform(0, 0.3, step.size)
+    errors = (law_sd * rng.standard_normal(step.size) + (s0 + s1 * distance) * rng.standard_normal(step.size)
+              + t * distance * rng.standard_normal(steps)[step])
+    sd = np.full(step.size, law_sd)
+    if shared:
+        term = Discrepancy.learned(errors, sd, distance, step, scale_column="compute", reference=1.0)
+    else:  # the independent term alone: blind to the shift the errors share
+        post = learn(errors, sd, distance, step, shared=False)
+        term = Discrepancy(post.mean[0], post.mean[1], "compute", 1.0, step.size, max_distance=float(distance.max()),
+                           draws=post.kept.tolist())
+    reach = distance.max()
+    at = reach + 0.7 if past_reach else 0.8 * reach
+    s2 = abs(rng.normal(0.0, PRIOR_SD)) if past_reach else 0.0
+    observed = (law_sd * rng.standard_normal(held) + (s0 + s1 * at + s2 * max(0.0, at - reach))
+                * rng.standard_normal(held) + t * at * rng.standard_normal())
+    frame = pd.DataFrame({"compute": np.full(held, np.exp(at))})
+    draws = law_sd * rng.standard_normal((2000, held)) + term.noise(frame, rng, (2000, held))
+    result = coverage_count(draws, observed)
+    distribution, k = np.asarray(result["distribution"]), result["covered"]
+    return k, distribution[:k].sum() + rng.uniform() * distribution[k], result["p_all"]
+
+
+def _calibration(replicates: list[tuple[int, float, float]], held: int = 24) -> tuple[float, float, float]:
+    """(mean coverage, KS p-value of the count PITs against uniform, z of the all-covered frequency against the
+    mean predicted P(all))."""
+    covered, pit, p_all = map(np.array, zip(*replicates))
+    z = ((covered == held).mean() - p_all.mean()) / (np.sqrt(np.mean(p_all * (1 - p_all))) / np.sqrt(len(p_all)))
+    return covered.mean() / held, stats.kstest(pit, "uniform").pvalue, z
+
+
+@pytest.mark.parametrize("past_reach", [False, True])
+def test_the_terms_joint_predictive_is_calibrated_where_its_model_holds(past_reach):
+    rng = np.random.default_rng(10 + past_reach)
+    coverage, ks_p, z = _calibration([simulated_count(rng, past_reach=past_reach) for _ in range(400)])
+    assert coverage == pytest.approx(0.9, abs=0.03)
+    assert ks_p > 0.01 and abs(z) < 3  # the count's PIT is uniform; all 24 covered as often as predicted
+
+
+def test_a_term_blind_to_the_shared_shift_miscounts_it():
+    rng = np.random.default_rng(12)
+    coverage, ks_p, z = _calibration([simulated_count(rng, past_reach=False, shared=False) for _ in range(400)])
+    assert coverage == pytest.approx(0.9, abs=0.04)  # its marginal bands are about right
+    assert ks_p < 1e-3 and z > 4  # but all 24 runs fall inside far more often than it predicts

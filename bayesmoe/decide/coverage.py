@@ -11,6 +11,12 @@ the runs' losses under one posterior draw, one shift) is a set of runs the model
 counting how many of them fall in the marginal bands gives the count's predictive distribution. The observed
 count is *consistent* with the band when it lies inside that distribution's central ``prob`` range, that is
 when neither tail probability (at least / at most the observed count) is below ``(1 - prob) / 2``.
+
+``tests/test_coverage.py`` checks the whole discrepancy layer this way by simulation. The truth is drawn from the
+term's prior, chaining errors and 24 held-out runs come from the term's model, and the term is learned and
+predicts. Over 400 replicates the count's PIT is uniform and all 24 are covered as often as predicted, inside the
+chaining's reach and past it. A term blind to the shared shift (independent errors only) gets the marginal
+coverage about right, but covers all 24 far more often than it predicts.
 """
 from __future__ import annotations
 
