@@ -70,16 +70,20 @@ def test_bad_shapes_and_prob_are_refused():
 
 
 def simulated_count(rng: np.random.Generator, *, past_reach: bool, shared: bool = True, held: int = 24,
-                    law_sd: float = 0.005, steps: int = 4, per_step: int = 8) -> tuple[int, float, float]:
+                    law_sd: float = 0.005, steps: int = 4, per_step: int = 8,
+                    prior_scale: str = "fixed") -> tuple[int, float, float]:
     """One replicate of simulation-based calibration of the discrepancy layer (no fits needed).
 
     The truth (s0, s1, t) is drawn from the term's prior on its grid, chaining errors are simulated from the term's
     model (``steps`` steps of ``per_step`` runs at distances 0.3-2.3, law sd ``law_sd``), the term is learned from
     them, and ``held`` runs at one distance (inside the reach, or 0.7 past it with a true slope s2 from its prior)
-    are predicted. Returns (covered count, randomized PIT of the count under the band's joint predictive, P(all))."""
-    from bayesmoe.inference.discrepancy import PRIOR_SD, Discrepancy, hyper_grid, learn
+    are predicted. With ``prior_scale="learned"`` the truth's scale tau is first drawn from the hierarchical prior
+    and the term learns it. Returns (covered count, randomized PIT of the count under the band's joint predictive,
+    P(all))."""
+    from bayesmoe.inference.discrepancy import LEARNED_SCALES, PRIOR_SD, Discrepancy, hyper_grid, learn
 
-    values, log_mass = hyper_grid()
+    tau = rng.choice(LEARNED_SCALES) if prior_scale == "learned" else PRIOR_SD
+    values, log_mass = hyper_grid(tau)
     s0, s1, t = values[rng.choice(len(values), 3, p=np.exp(log_mass) / np.exp(log_mass).sum())]
     step = np.repeat(np.arange(steps), per_step)
     distance = rng.uniform(0.3, 2.0, steps)[step] + rng.uniform(0, 0.3, step.size)
@@ -87,14 +91,15 @@ def simulated_count(rng: np.random.Generator, *, past_reach: bool, shared: bool 
               + t * distance * rng.standard_normal(steps)[step])
     sd = np.full(step.size, law_sd)
     if shared:
-        term = Discrepancy.learned(errors, sd, distance, step, scale_column="compute", reference=1.0)
+        term = Discrepancy.learned(errors, sd, distance, step, scale_column="compute", reference=1.0,
+                                   prior_scale=prior_scale)
     else:  # the independent term alone: blind to the shift the errors share
         post = learn(errors, sd, distance, step, shared=False)
         term = Discrepancy(post.mean[0], post.mean[1], "compute", 1.0, step.size, max_distance=float(distance.max()),
                            draws=post.kept.tolist())
     reach = distance.max()
     at = reach + 0.7 if past_reach else 0.8 * reach
-    s2 = abs(rng.normal(0.0, PRIOR_SD)) if past_reach else 0.0
+    s2 = abs(rng.normal(0.0, tau)) if past_reach else 0.0
     observed = (law_sd * rng.standard_normal(held) + (s0 + s1 * at + s2 * max(0.0, at - reach))
                 * rng.standard_normal(held) + t * at * rng.standard_normal())
     frame = pd.DataFrame({"compute": np.full(held, np.exp(at))})
@@ -118,6 +123,15 @@ def test_the_terms_joint_predictive_is_calibrated_where_its_model_holds(past_rea
     coverage, ks_p, z = _calibration([simulated_count(rng, past_reach=past_reach) for _ in range(400)])
     assert coverage == pytest.approx(0.9, abs=0.03)
     assert ks_p > 0.01 and abs(z) < 3  # the count's PIT is uniform; all 24 covered as often as predicted
+
+
+@pytest.mark.parametrize("past_reach", [False, True])
+def test_a_learned_prior_scale_is_calibrated_where_its_hierarchical_model_holds(past_reach):
+    rng = np.random.default_rng(13 + past_reach)
+    coverage, ks_p, z = _calibration([simulated_count(rng, past_reach=past_reach, prior_scale="learned")
+                                      for _ in range(400)])
+    assert coverage == pytest.approx(0.9, abs=0.03)
+    assert ks_p > 0.01 and abs(z) < 3
 
 
 def test_a_term_blind_to_the_shared_shift_miscounts_it():
