@@ -28,11 +28,11 @@ def check(fit: Fit, prob: float = 0.9) -> dict | None:
     heldout = fit.heldout
     if heldout is None or not len(heldout):
         return None
-    band = fit.predict(heldout, prob=prob)
+    frame = validate_runs(heldout, required=fit.law.required_columns, law=fit.law.name, what="held-out runs")
+    draws = np.exp(fit.predictive_log_loss(frame))  # the draws of ``Fit.predict``'s band
     point = fit.predict(heldout, prob=prob, noise=False)["q50"].to_numpy(float)
-    lo_col, hi_col = band.columns[1], band.columns[3]
     observed = heldout["loss"].to_numpy(float)
-    lo, hi = band[lo_col].to_numpy(float), band[hi_col].to_numpy(float)
+    lo, hi = np.quantile(draws, [(1 - prob) / 2, 1 - (1 - prob) / 2], axis=0)
     inside = (observed >= lo) & (observed <= hi)
     error = np.abs(point - observed)
     runs = [
@@ -40,8 +40,7 @@ def check(fit: Fit, prob: float = 0.9) -> dict | None:
          "abs_error": float(e), "inside": bool(i)}
         for r, o, p, a, b, e, i in zip(heldout["run_id"], observed, point, lo, hi, error, inside)
     ]
-    frame = validate_runs(heldout, required=fit.law.required_columns, law=fit.law.name, what="held-out runs")
-    count = coverage_count(np.exp(fit.predictive_log_loss(frame)), observed, prob)  # the draws of ``band``
+    count = coverage_count(draws, observed, prob)
     return {"n_runs": len(runs), "prob": prob, "coverage": float(inside.mean()), "max_abs_error": float(error.max()),
             "mean_abs_error": float(error.mean()), "runs": runs, "count": count}
 

@@ -257,18 +257,16 @@ def calibration(fitted: Fit, heldout: pd.DataFrame | None = None, *, prob: float
     term = fitted.discrepancy
     if term is not None:
         out["median_distance"] = float(np.median(term.distance(heldout)))
+    # one pass of draws per band: the band is their central ``prob`` interval (as ``Fit.predict``'s) and the point
+    # the law-only median whatever the band (the term is zero-mean: ``Fit.predict``'s q50)
+    law_only = fitted.predictive_log_loss(frame, seed=seed, discrepancy=False)
+    residual = observed - np.exp(np.median(law_only, axis=0))
+    errors = {"median_abs_rel_error": float(np.median(np.abs(residual / observed))),
+              "r2": float(1 - np.sum(residual**2) / np.sum((observed - observed.mean()) ** 2))}
     for name, use in (("law_only", False), ("with_discrepancy", True)):
         if use and term is None:
             continue
-        band = fitted.predict(heldout, prob=prob, seed=seed, discrepancy=use)
-        lo, hi = band.iloc[:, 1].to_numpy(float), band.iloc[:, 3].to_numpy(float)
-        point = band["q50"].to_numpy(float)
-        residual = observed - point
-        joint = np.exp(fitted.predictive_log_loss(frame, seed=seed, discrepancy=use))  # the draws of ``band``
-        out[name] = {
-            "coverage": float(np.mean((observed >= lo) & (observed <= hi))),
-            "median_abs_rel_error": float(np.median(np.abs(residual / observed))),
-            "r2": float(1 - np.sum(residual**2) / np.sum((observed - observed.mean()) ** 2)),
-            "count": coverage_count(joint, observed, prob),
-        }
+        draws = fitted.predictive_log_loss(frame, seed=seed, discrepancy=True) if use else law_only
+        count = coverage_count(np.exp(draws), observed, prob)
+        out[name] = {"coverage": count["covered"] / len(heldout), **errors, "count": count}
     return out
